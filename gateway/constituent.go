@@ -1,0 +1,57 @@
+package gateway
+
+// Constituent is an organisation the CSIRT serves
+// (schemas/constituent.schema.json).
+type Constituent struct {
+	ID            string        `json:"id" yaml:"id"`
+	Name          string        `json:"name" yaml:"name"`
+	Sectors       []string      `json:"sectors,omitempty" yaml:"sectors,omitempty"`
+	Assets        Assets        `json:"assets" yaml:"assets"`
+	Contacts      []Contact     `json:"contacts,omitempty" yaml:"contacts,omitempty"`
+	Webhooks      []Webhook     `json:"webhooks,omitempty" yaml:"webhooks,omitempty"`
+	MISPPush      *MISPPush     `json:"misp_push,omitempty" yaml:"misp_push,omitempty"`
+	Subscriptions Subscriptions `json:"subscriptions,omitzero" yaml:"subscriptions,omitempty"`
+	Limits        Limits        `json:"limits,omitzero" yaml:"limits,omitempty"`
+}
+
+// Assets are what a constituent owns: indicators matching them make it the
+// owner of an observation.
+type Assets struct {
+	ASNs     []int64  `json:"asns,omitempty" yaml:"asns,omitempty"`
+	Prefixes []string `json:"prefixes,omitempty" yaml:"prefixes,omitempty"`
+	Domains  []string `json:"domains,omitempty" yaml:"domains,omitempty"`
+}
+
+// Contact is a person or mailbox at a constituent. Red contacts may be named
+// recipients of TLP:RED.
+type Contact struct {
+	Email string `json:"email" yaml:"email"`
+	Name  string `json:"name,omitempty" yaml:"name,omitempty"`
+	Red   bool   `json:"red,omitempty" yaml:"red,omitempty"`
+}
+
+// Webhook is a Standard Webhooks endpoint; Secret has the form whsec_<base64>.
+type Webhook struct {
+	URL    string `json:"url" yaml:"url"`
+	Secret string `json:"secret" yaml:"secret"`
+}
+
+// MISPPush is a constituent MISP instance Schakel pushes to.
+type MISPPush struct {
+	URL string `json:"url" yaml:"url"`
+	Key string `json:"key" yaml:"key"`
+}
+
+// Subscriptions narrow what is pushed to a constituent; pull views ignore them.
+type Subscriptions struct {
+	MinPriority Priority `json:"min_priority,omitempty" yaml:"min_priority,omitempty"`
+	Kinds       []Kind   `json:"kinds,omitempty" yaml:"kinds,omitempty"`
+	Labels      []string `json:"labels,omitempty" yaml:"labels,omitempty"`
+}
+
+// Limits override the configured per-channel defaults; zero means default.
+type Limits struct {
+	WebhookPerMinute  int `json:"webhook_per_minute,omitempty" yaml:"webhook_per_minute,omitempty"`
+	EmailPerHour      int `json:"email_per_hour,omitempty" yaml:"email_per_hour,omitempty"`
+	MISPPushPerMinute int `json:"misp_push_per_minute,omitempty" yaml:"misp_push_per_minute,omitempty"`
+}
