@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"strings"
+	"time"
 )
 
 // ErrNotFound is returned by lookups that find nothing.
@@ -47,4 +48,24 @@ func (e *ValidationError) Err() error {
 		return nil
 	}
 	return e
+}
+
+// DeliveryError tells the dispatcher what to do about a failed delivery
+// attempt: give up now (Permanent) or retry no sooner than RetryAfter.
+// Errors a sink returns that are not DeliveryErrors are retried with back-off.
+type DeliveryError struct {
+	Err        error
+	Permanent  bool
+	RetryAfter time.Duration
+}
+
+func (e *DeliveryError) Error() string { return e.Err.Error() }
+func (e *DeliveryError) Unwrap() error { return e.Err }
+
+// Permanent marks err as not worth retrying (HTTP 4xx, SMTP 5xx).
+func Permanent(err error) error { return &DeliveryError{Err: err, Permanent: true} }
+
+// RetryAfter marks err as temporary with the receiver's requested delay.
+func RetryAfter(err error, after time.Duration) error {
+	return &DeliveryError{Err: err, RetryAfter: after}
 }

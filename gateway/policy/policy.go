@@ -1,0 +1,365 @@
+// Package policy is the one place where TLP and need-to-know are interpreted
+// (ARCHITECTURE §4). Push routing and every pull view ask it; nothing else
+// reads an event's TLP to decide who may see it.
+package policy
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/schakel/schakel/gateway"
+)
+
+// Concern is how much a constituent has to do with an event, strongest last.
+type Concern int
+
+const (
+	ConcernNone Concern = iota
+	ConcernCommunity
+	ConcernSector
+	ConcernOwner
+	ConcernAddressed
+)
+
+func (c Concern) String() string {
+	switch c {
+	case ConcernCommunity:
+		return "community"
+	case ConcernSector:
+		return "sector"
+	case ConcernOwner:
+		return "owner"
+	case ConcernAddressed:
+		return "addressed"
+	}
+	return "none"
+}
+
+// MarshalText makes concerns read as words in JSON.
+func (c Concern) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
+
+// Verdict is the outcome for one channel.
+type Verdict string
+
+const (
+	Deliver Verdict = "deliver"
+	Hold    Verdict = "hold"
+	Deny    Verdict = "deny"
+)
+
+// HandlingStrict is the caveat AMBER+STRICT deliveries carry.
+const HandlingStrict = "recipient organisation only"
+
+// Decision is the verdict for one channel with the rule that gave it, so every
+// decision can be explained to an analyst.
+type Decision struct {
+	Channel  gateway.Channel `json:"channel"`
+	Verdict  Verdict         `json:"verdict"`
+	Rule     string          `json:"rule"`
+	Handling string          `json:"handling,omitempty"`
+}
+
+// Owners is what the policy needs of the asset matcher.
+type Owners interface {
+	Owners(ind *gateway.Indicator) []string
+}
+
+// Assessment holds what the policy learned about one event: which indicators
+// each constituent owns. Compute it once per event and ask it per recipient.
+type Assessment struct {
+	ev    *gateway.Event
+	owned map[string][]int // constituent id → indices into ev.Indicators
+}
+
+// Assess matches ev's indicators against the constituents' assets. A nil
+// matcher means nobody owns anything.
+func Assess(ev *gateway.Event, m Owners) *Assessment {
+	a := &Assessment{ev: ev}
+	if m == nil {
+		return a
+	}
+	for i := range ev.Indicators {
+		for _, id := range m.Owners(&ev.Indicators[i]) {
+			if a.owned == nil {
+				a.owned = make(map[string][]int)
+			}
+			a.owned[id] = append(a.owned[id], i)
+		}
+	}
+	return a
+}
+
+// Event returns the assessed event.
+func (a *Assessment) Event() *gateway.Event { return a.ev }
+
+// OwnedBy returns the indices of the indicators constituent id owns.
+func (a *Assessment) OwnedBy(id string) []int { return a.owned[id] }
+
+// OwnerIDs returns the constituents owning at least one indicator, sorted.
+func (a *Assessment) OwnerIDs() []string {
+	ids := make([]string, 0, len(a.owned))
+	for id := range a.owned {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// Unowned counts indicators no constituent owns (reported for notifications).
+func (a *Assessment) Unowned() int {
+	seen := make([]bool, len(a.ev.Indicators))
+	for _, idx := range a.owned {
+		for _, i := range idx {
+			seen[i] = true
+		}
+	}
+	n := 0
+	for _, s := range seen {
+		if !s {
+			n++
+		}
+	}
+	return n
+}
+
+// Concern computes the strongest concern c has with the event.
+func (a *Assessment) Concern(c *gateway.Constituent) Concern {
+	if addressed(a.ev, c) {
+		return ConcernAddressed
+	}
+	if len(a.owned[c.ID]) > 0 {
+		return ConcernOwner
+	}
+	for _, s := range a.ev.Sectors {
+		if slices.Contains(c.Sectors, s) {
+			return ConcernSector
+		}
+	}
+	return ConcernCommunity
+}
+
+func addressed(ev *gateway.Event, c *gateway.Constituent) bool {
+	for _, ad := range ev.Addressees {
+		if ad.Constituent != "" && ad.Constituent == c.ID {
+			return true
+		}
+		if ad.Email != "" {
+			for _, ct := range c.Contacts {
+				if strings.EqualFold(ct.Email, ad.Email) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// ConstituentChannels are the channels specific to one constituent.
+var ConstituentChannels = []gateway.Channel{
+	gateway.ChannelWebhook, gateway.ChannelEmail, gateway.ChannelMISPPush,
+	gateway.ChannelMISPPull, gateway.ChannelTAXII, gateway.ChannelFeed,
+}
+
+// Decide says whether constituent c may receive the event over ch, one of the
+// constituent-specific channels. For ChannelEmail it decides the constituent's
+// contacts as an organisation; TLP:RED e-mail goes only to named persons
+// (DecideContact). Subscriptions are not considered here (see Subscribed).
+func (a *Assessment) Decide(c *gateway.Constituent, ch gateway.Channel) Decision {
+	d := decideTable(a.ev.TLP, a.Concern(c), ch)
+	if d.Verdict == Deliver && a.ev.Kind == gateway.KindNotification && len(a.owned[c.ID]) == 0 && a.Concern(c) != ConcernAddressed {
+		return Decision{Channel: ch, Verdict: Deny, Rule: "notification: no indicator matches the constituent's assets"}
+	}
+	return d
+}
+
+func decideTable(tlp gateway.TLP, concern Concern, ch gateway.Channel) Decision {
+	if !slices.Contains(ConstituentChannels, ch) {
+		return Decision{Channel: ch, Verdict: Deny, Rule: fmt.Sprintf("%s is not a constituent channel", ch)}
+	}
+	deny := func(rule string) Decision { return Decision{Channel: ch, Verdict: Deny, Rule: rule} }
+	deliver := func(rule string) Decision { return Decision{Channel: ch, Verdict: Deliver, Rule: rule} }
+	switch tlp {
+	case gateway.TLPClear, gateway.TLPGreen:
+		if concern >= ConcernCommunity {
+			return deliver(fmt.Sprintf("TLP:%s to community and up (concern %s)", tlp, concern))
+		}
+		return deny(fmt.Sprintf("TLP:%s needs concern community or up", tlp))
+	case gateway.TLPAmber:
+		if concern >= ConcernSector {
+			return deliver(fmt.Sprintf("TLP:AMBER to addressed, owner or sector (concern %s)", concern))
+		}
+		return deny(fmt.Sprintf("TLP:AMBER needs concern addressed, owner or sector (concern %s)", concern))
+	case gateway.TLPAmberStrict:
+		if concern >= ConcernOwner {
+			d := deliver(fmt.Sprintf("TLP:AMBER+STRICT to addressed or owner (concern %s)", concern))
+			d.Handling = HandlingStrict
+			return d
+		}
+		return deny(fmt.Sprintf("TLP:AMBER+STRICT needs concern addressed or owner (concern %s)", concern))
+	case gateway.TLPRed:
+		if ch == gateway.ChannelEmail {
+			return deny("TLP:RED goes only to named persons with red: true, never to an organisation's contacts")
+		}
+		return deny(fmt.Sprintf("TLP:RED is never delivered over %s", ch))
+	}
+	return deny(fmt.Sprintf("unknown TLP %q: denied", tlp))
+}
+
+// DecideContact says whether the named contact of constituent c may receive the
+// event by e-mail. Below RED this is the organisation's decision; for RED the
+// person must be named in the event's addressees and marked red.
+func (a *Assessment) DecideContact(c *gateway.Constituent, ct gateway.Contact) Decision {
+	if a.ev.TLP != gateway.TLPRed {
+		return a.Decide(c, gateway.ChannelEmail)
+	}
+	return DecideRedPerson(a.ev, ct)
+}
+
+// DecideRedPerson applies the TLP:RED row: only a person named in the event's
+// addressees whose contact has red: true.
+func DecideRedPerson(ev *gateway.Event, ct gateway.Contact) Decision {
+	ch := gateway.ChannelEmail
+	if ev.TLP != gateway.TLPRed {
+		return Decision{Channel: ch, Verdict: Deny, Rule: "named-person rule applies to TLP:RED only"}
+	}
+	if !ct.Red {
+		return Decision{Channel: ch, Verdict: Deny, Rule: "TLP:RED: contact is not marked red"}
+	}
+	for _, ad := range ev.Addressees {
+		if ad.Email != "" && strings.EqualFold(ad.Email, ct.Email) {
+			return Decision{Channel: ch, Verdict: Deliver, Rule: "TLP:RED to a named person with red: true"}
+		}
+	}
+	return Decision{Channel: ch, Verdict: Deny, Rule: "TLP:RED: person is not named in the addressees"}
+}
+
+// DecideAudience decides the constituent-independent channels: community
+// mailing lists and unscoped feeds, and the public list and feed.
+func DecideAudience(ev *gateway.Event, ch gateway.Channel) Decision {
+	deny := func(rule string) Decision { return Decision{Channel: ch, Verdict: Deny, Rule: rule} }
+	if ev.Kind == gateway.KindNotification {
+		return deny("notifications go only to the owners of the observed assets")
+	}
+	switch ch {
+	case gateway.ChannelCommunityList:
+		if ev.TLP == gateway.TLPClear || ev.TLP == gateway.TLPGreen {
+			return Decision{Channel: ch, Verdict: Deliver, Rule: fmt.Sprintf("TLP:%s to community lists and unscoped feeds", ev.TLP)}
+		}
+		return deny(fmt.Sprintf("TLP:%s never goes to community lists or unscoped feeds", ev.TLP))
+	case gateway.ChannelPublic:
+		if ev.TLP == gateway.TLPClear {
+			return Decision{Channel: ch, Verdict: Deliver, Rule: "TLP:CLEAR to the public list and feed"}
+		}
+		return deny(fmt.Sprintf("TLP:%s never goes to public channels", ev.TLP))
+	}
+	return deny(fmt.Sprintf("%s is not an audience channel", ch))
+}
+
+// Explain returns the decision for every channel for constituent c.
+func (a *Assessment) Explain(c *gateway.Constituent) []Decision {
+	out := make([]Decision, 0, len(ConstituentChannels)+2)
+	for _, ch := range ConstituentChannels {
+		if ch == gateway.ChannelEmail && a.ev.TLP == gateway.TLPRed {
+			out = append(out, a.explainRedEmail(c))
+			continue
+		}
+		out = append(out, a.Decide(c, ch))
+	}
+	for _, ch := range []gateway.Channel{gateway.ChannelCommunityList, gateway.ChannelPublic} {
+		out = append(out, DecideAudience(a.ev, ch))
+	}
+	return out
+}
+
+func (a *Assessment) explainRedEmail(c *gateway.Constituent) Decision {
+	var named []string
+	for _, ct := range c.Contacts {
+		if DecideRedPerson(a.ev, ct).Verdict == Deliver {
+			named = append(named, ct.Email)
+		}
+	}
+	if len(named) == 0 {
+		return Decision{Channel: gateway.ChannelEmail, Verdict: Deny, Rule: "TLP:RED: no contact of this constituent is a named person with red: true"}
+	}
+	return Decision{Channel: gateway.ChannelEmail, Verdict: Deliver, Rule: "TLP:RED to named persons only: " + strings.Join(named, ", ")}
+}
+
+// Project returns the event as constituent c may see it: a notification keeps
+// only the indicators c owns; other kinds are shared whole. The result never
+// shares memory with the assessed event.
+func (a *Assessment) Project(c *gateway.Constituent) *gateway.Event {
+	if a.ev.Kind != gateway.KindNotification {
+		return a.ev.Clone()
+	}
+	idx := a.owned[c.ID]
+	out := *a.ev
+	out.Indicators = nil
+	p := out.Clone()
+	if len(idx) > 0 {
+		p.Indicators = make([]gateway.Indicator, 0, len(idx))
+		for _, i := range idx {
+			p.Indicators = append(p.Indicators, a.ev.Indicators[i].Clone())
+		}
+	}
+	return p
+}
+
+// ProjectAudience returns the event as an audience channel may carry it.
+// Notifications carry no indicators there (and are denied anyway).
+func ProjectAudience(ev *gateway.Event) *gateway.Event {
+	p := ev.Clone()
+	if ev.Kind == gateway.KindNotification {
+		p.Indicators = nil
+	}
+	return p
+}
+
+// Subscribed reports whether c's subscriptions let the event be pushed to it
+// (pull views ignore subscriptions), with the reason when not.
+func Subscribed(ev *gateway.Event, c *gateway.Constituent) (bool, string) {
+	s := c.Subscriptions
+	if s.MinPriority != "" && ev.Priority.Rank() < s.MinPriority.Rank() {
+		return false, fmt.Sprintf("subscriptions: priority %s below min_priority %s", orNormal(ev.Priority), s.MinPriority)
+	}
+	if len(s.Kinds) > 0 && !slices.Contains(s.Kinds, ev.Kind) {
+		return false, fmt.Sprintf("subscriptions: kind %s not subscribed", ev.Kind)
+	}
+	if len(s.Labels) > 0 && !slices.ContainsFunc(ev.Labels, func(l string) bool { return slices.Contains(s.Labels, l) }) {
+		return false, "subscriptions: none of the subscribed labels"
+	}
+	return true, ""
+}
+
+func orNormal(p gateway.Priority) gateway.Priority {
+	if p == "" {
+		return gateway.PriorityNormal
+	}
+	return p
+}
+
+// Reachable reports whether the table lets anybody receive the event: some
+// constituent over some channel, an audience channel, or a named RED person.
+// An event nobody may receive is held for the analysts, never dropped.
+func (a *Assessment) Reachable(cs []gateway.Constituent) bool {
+	for _, ch := range []gateway.Channel{gateway.ChannelCommunityList, gateway.ChannelPublic} {
+		if DecideAudience(a.ev, ch).Verdict == Deliver {
+			return true
+		}
+	}
+	for i := range cs {
+		c := &cs[i]
+		if a.ev.TLP == gateway.TLPRed {
+			for _, ct := range c.Contacts {
+				if DecideRedPerson(a.ev, ct).Verdict == Deliver {
+					return true
+				}
+			}
+			continue
+		}
+		if a.Decide(c, gateway.ChannelMISPPull).Verdict == Deliver {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,197 @@
+package policy
+
+import (
+	"net/netip"
+	"slices"
+	"testing"
+
+	"github.com/schakel/schakel/gateway"
+)
+
+// prefixOwners is a tiny matcher for tests: constituent id → prefixes.
+type prefixOwners map[string][]netip.Prefix
+
+func (p prefixOwners) Owners(ind *gateway.Indicator) []string {
+	a, err := netip.ParseAddr(ind.Value)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for id, ps := range p {
+		for _, pf := range ps {
+			if pf.Contains(a) {
+				out = append(out, id)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+var (
+	consA = gateway.Constituent{ID: "a", Name: "A", Contacts: []gateway.Contact{{Email: "soc@a.example"}, {Email: "ciso@a.example", Red: true}}}
+	consB = gateway.Constituent{ID: "b", Name: "B", Sectors: []string{"health"}, Contacts: []gateway.Contact{{Email: "soc@b.example", Red: true}}}
+	owner = prefixOwners{
+		"a": {netip.MustParsePrefix("192.0.2.0/24")},
+		"b": {netip.MustParsePrefix("198.51.100.0/24")},
+	}
+)
+
+func TestDecideTable(t *testing.T) {
+	tests := []struct {
+		tlp     gateway.TLP
+		concern Concern
+		ch      gateway.Channel
+		want    Verdict
+	}{
+		{gateway.TLPClear, ConcernCommunity, gateway.ChannelWebhook, Deliver},
+		{gateway.TLPGreen, ConcernCommunity, gateway.ChannelTAXII, Deliver},
+		{gateway.TLPGreen, ConcernNone, gateway.ChannelWebhook, Deny},
+		{gateway.TLPAmber, ConcernCommunity, gateway.ChannelWebhook, Deny},
+		{gateway.TLPAmber, ConcernSector, gateway.ChannelMISPPull, Deliver},
+		{gateway.TLPAmber, ConcernOwner, gateway.ChannelFeed, Deliver},
+		{gateway.TLPAmberStrict, ConcernSector, gateway.ChannelWebhook, Deny},
+		{gateway.TLPAmberStrict, ConcernOwner, gateway.ChannelWebhook, Deliver},
+		{gateway.TLPAmberStrict, ConcernAddressed, gateway.ChannelEmail, Deliver},
+		{gateway.TLPRed, ConcernAddressed, gateway.ChannelWebhook, Deny},
+		{gateway.TLPRed, ConcernAddressed, gateway.ChannelEmail, Deny},
+		{gateway.TLPRed, ConcernAddressed, gateway.ChannelMISPPull, Deny},
+		{gateway.TLP("PURPLE"), ConcernAddressed, gateway.ChannelWebhook, Deny},
+		{gateway.TLPClear, ConcernAddressed, gateway.ChannelPublic, Deny}, // not a constituent channel
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.tlp)+"/"+tt.concern.String()+"/"+string(tt.ch), func(t *testing.T) {
+			d := decideTable(tt.tlp, tt.concern, tt.ch)
+			if d.Verdict != tt.want {
+				t.Fatalf("verdict %s (rule %q), want %s", d.Verdict, d.Rule, tt.want)
+			}
+			if d.Rule == "" {
+				t.Fatal("decision without a rule")
+			}
+			if tt.tlp == gateway.TLPAmberStrict && d.Verdict == Deliver && d.Handling != HandlingStrict {
+				t.Fatalf("AMBER+STRICT delivered without handling caveat")
+			}
+		})
+	}
+}
+
+func TestConcern(t *testing.T) {
+	ev := &gateway.Event{
+		Kind: gateway.KindIntel, TLP: gateway.TLPAmber, Sectors: []string{"health"},
+		Indicators: []gateway.Indicator{{Type: gateway.TypeIPv4, Value: "192.0.2.10"}},
+	}
+	a := Assess(ev, owner)
+	if got := a.Concern(&consA); got != ConcernOwner {
+		t.Errorf("A: %s, want owner", got)
+	}
+	if got := a.Concern(&consB); got != ConcernSector {
+		t.Errorf("B: %s, want sector", got)
+	}
+	ev.Addressees = []gateway.Addressee{{Email: "SOC@b.example"}}
+	if got := Assess(ev, owner).Concern(&consB); got != ConcernAddressed {
+		t.Errorf("B addressed by contact e-mail: %s", got)
+	}
+	c := gateway.Constituent{ID: "c"}
+	if got := a.Concern(&c); got != ConcernCommunity {
+		t.Errorf("C: %s, want community", got)
+	}
+}
+
+func TestNotificationProjection(t *testing.T) {
+	ev := &gateway.Event{
+		Kind: gateway.KindNotification, TLP: gateway.TLPAmber,
+		Indicators: []gateway.Indicator{
+			{Type: gateway.TypeIPv4, Value: "192.0.2.10", Attributes: map[string]string{"tag": "x"}},
+			{Type: gateway.TypeIPv4, Value: "198.51.100.7"},
+			{Type: gateway.TypeIPv4, Value: "203.0.113.1"},
+		},
+	}
+	a := Assess(ev, owner)
+	pa := a.Project(&consA)
+	if len(pa.Indicators) != 1 || pa.Indicators[0].Value != "192.0.2.10" {
+		t.Fatalf("A sees %+v", pa.Indicators)
+	}
+	pa.Indicators[0].Attributes["tag"] = "changed"
+	if ev.Indicators[0].Attributes["tag"] != "x" {
+		t.Fatal("projection shares memory with the event")
+	}
+	pb := a.Project(&consB)
+	if len(pb.Indicators) != 1 || pb.Indicators[0].Value != "198.51.100.7" {
+		t.Fatalf("B sees %+v", pb.Indicators)
+	}
+	c := gateway.Constituent{ID: "c", Sectors: []string{"health"}}
+	if d := a.Decide(&c, gateway.ChannelWebhook); d.Verdict != Deny {
+		t.Fatalf("a constituent owning nothing got a notification: %+v", d)
+	}
+	if a.Unowned() != 1 {
+		t.Fatalf("unowned = %d, want 1", a.Unowned())
+	}
+	if d := DecideAudience(ev, gateway.ChannelCommunityList); d.Verdict != Deny {
+		t.Fatal("notification on a community list")
+	}
+}
+
+func TestRedNamedPersons(t *testing.T) {
+	ev := &gateway.Event{Kind: gateway.KindIncident, TLP: gateway.TLPRed,
+		Addressees: []gateway.Addressee{{Email: "ciso@a.example"}, {Email: "soc@a.example"}}}
+	a := Assess(ev, owner)
+	if d := a.DecideContact(&consA, consA.Contacts[1]); d.Verdict != Deliver {
+		t.Fatalf("named red person denied: %+v", d)
+	}
+	if d := a.DecideContact(&consA, consA.Contacts[0]); d.Verdict != Deny {
+		t.Fatalf("named person without red: true allowed: %+v", d)
+	}
+	if d := a.DecideContact(&consB, consB.Contacts[0]); d.Verdict != Deny {
+		t.Fatalf("red person not named allowed: %+v", d)
+	}
+	for _, d := range a.Explain(&consA) {
+		if d.Channel != gateway.ChannelEmail && d.Verdict == Deliver {
+			t.Fatalf("RED deliverable over %s", d.Channel)
+		}
+	}
+	if !a.Reachable([]gateway.Constituent{consA}) {
+		t.Fatal("RED with an eligible named person is unreachable")
+	}
+	ev.Addressees = nil
+	if Assess(ev, owner).Reachable([]gateway.Constituent{consA, consB}) {
+		t.Fatal("RED without named persons is reachable")
+	}
+}
+
+func TestAudience(t *testing.T) {
+	for _, tt := range []struct {
+		tlp            gateway.TLP
+		community, pub Verdict
+	}{
+		{gateway.TLPClear, Deliver, Deliver},
+		{gateway.TLPGreen, Deliver, Deny},
+		{gateway.TLPAmber, Deny, Deny},
+		{gateway.TLPAmberStrict, Deny, Deny},
+		{gateway.TLPRed, Deny, Deny},
+	} {
+		ev := &gateway.Event{Kind: gateway.KindAdvisory, TLP: tt.tlp}
+		if d := DecideAudience(ev, gateway.ChannelCommunityList); d.Verdict != tt.community {
+			t.Errorf("%s community: %s", tt.tlp, d.Verdict)
+		}
+		if d := DecideAudience(ev, gateway.ChannelPublic); d.Verdict != tt.pub {
+			t.Errorf("%s public: %s", tt.tlp, d.Verdict)
+		}
+	}
+}
+
+func TestSubscribed(t *testing.T) {
+	c := gateway.Constituent{ID: "a", Subscriptions: gateway.Subscriptions{MinPriority: gateway.PriorityHigh, Kinds: []gateway.Kind{gateway.KindAdvisory}}}
+	tests := []struct {
+		ev   gateway.Event
+		want bool
+	}{
+		{gateway.Event{Kind: gateway.KindAdvisory, Priority: gateway.PriorityCritical}, true},
+		{gateway.Event{Kind: gateway.KindAdvisory, Priority: gateway.PriorityNormal}, false},
+		{gateway.Event{Kind: gateway.KindIntel, Priority: gateway.PriorityCritical}, false},
+	}
+	for _, tt := range tests {
+		if got, why := Subscribed(&tt.ev, &c); got != tt.want {
+			t.Errorf("%+v: %v (%s)", tt.ev, got, why)
+		}
+	}
+}
