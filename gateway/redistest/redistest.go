@@ -19,9 +19,9 @@ import (
 // Redis is one test's view of a Redis server.
 type Redis struct {
 	Client redis.UniversalClient
-	Prefix string // unique per test, e.g. "t3f9a1c2"
-	Addr   string // host:port, for subprocesses
-	URL    string // redis://…, for subprocesses and configuration
+	Prefix string               // unique per test, e.g. "t3f9a1c2"
+	Addr   string               // host:port, for subprocesses
+	URL    string               // redis://…, for subprocesses and configuration
 	Mini   *miniredis.Miniredis // nil against a real server
 }
 

@@ -1,0 +1,196 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults for SenderOptions.
+const (
+	DefaultTimeout             = 10 * time.Second
+	DefaultMaxIdleConnsPerHost = 64
+	DefaultUserAgent           = "schakel-webhook/1"
+)
+
+const (
+	// drainLimit bounds how much of a response body Send reads so the
+	// connection can be reused; a larger body costs a new connection instead
+	// of unbounded reading.
+	drainLimit = 64 << 10
+	// errBodyLimit is how much of a failed response Send keeps for the error.
+	errBodyLimit = 512
+	// maxRetryAfter caps a receiver's Retry-After so a bogus value cannot
+	// park a delivery for years.
+	maxRetryAfter = 24 * time.Hour
+)
+
+// errURL marks a target URL that no retry can fix.
+var errURL = errors.New("url: must be an absolute http or https URL")
+
+// SenderOptions configure a Sender; zero values take the defaults.
+type SenderOptions struct {
+	Timeout             time.Duration // per attempt; default 10s
+	UserAgent           string        // default DefaultUserAgent
+	Client              *http.Client  // optional; used as given (its redirect policy included)
+	MaxIdleConnsPerHost int           // for the built-in transport; default 64
+}
+
+// Sender POSTs signed payloads. It is safe for concurrent use and shares one
+// connection pool across all calls.
+type Sender struct {
+	client    *http.Client
+	timeout   time.Duration
+	timedOut  error // cause of an attempt's deadline; names the limit
+	userAgent []string
+}
+
+// NewSender returns a Sender. Without o.Client it builds one transport with
+// a large idle pool per host, because deliveries to one constituent come in
+// bursts, and it does not follow redirects: the specification treats 3xx as
+// a failure that the constituent fixes by updating its URL.
+func NewSender(o SenderOptions) *Sender {
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.UserAgent == "" {
+		o.UserAgent = DefaultUserAgent
+	}
+	if o.MaxIdleConnsPerHost <= 0 {
+		o.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
+	}
+	client := o.Client
+	if client == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = o.MaxIdleConnsPerHost
+		tr.MaxIdleConns = max(tr.MaxIdleConns, 16*o.MaxIdleConnsPerHost)
+		client = &http.Client{
+			Transport: tr,
+			CheckRedirect: func(*http.Request, []*http.Request) error {
+				return http.ErrUseLastResponse
+			},
+		}
+	}
+	return &Sender{
+		client:    client,
+		timeout:   o.Timeout,
+		timedOut:  fmt.Errorf("no answer within %s: %w", o.Timeout, context.DeadlineExceeded),
+		userAgent: []string{o.UserAgent},
+	}
+}
+
+// Send signs body with secret using msgID as webhook-id (the delivery_id,
+// stable across retries, so receivers can de-duplicate) and POSTs it with
+// Content-Type application/json. It returns nil on any 2xx, otherwise a
+// *StatusError or a transport error; Classify says whether to retry.
+func (s *Sender) Send(ctx context.Context, target, secret, msgID string, body []byte) error {
+	ctx, cancel := context.WithTimeoutCause(ctx, s.timeout, s.timedOut)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	if err != nil || (req.URL.Scheme != "http" && req.URL.Scheme != "https") || req.URL.Host == "" {
+		return fmt.Errorf("%w: %q", errURL, target)
+	}
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	sig, err := signText(secret, msgID, ts, body)
+	if err != nil {
+		return err
+	}
+	// Canonical keys set directly: no per-call canonicalisation.
+	req.Header = http.Header{
+		"Content-Type":      {"application/json"},
+		"User-Agent":        s.userAgent,
+		"Webhook-Id":        {msgID},
+		"Webhook-Timestamp": {ts},
+		"Webhook-Signature": {sig},
+	}
+
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("post webhook: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+		_, _ = io.CopyN(io.Discard, resp.Body, drainLimit)
+		return nil
+	}
+	var head [errBodyLimit]byte
+	n, _ := io.ReadFull(resp.Body, head[:])
+	_, _ = io.CopyN(io.Discard, resp.Body, drainLimit)
+	return &StatusError{
+		Code:       resp.StatusCode,
+		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+		Body:       strings.ToValidUTF8(string(head[:n]), "\uFFFD"),
+	}
+}
+
+// StatusError is a non-2xx answer from a webhook receiver.
+type StatusError struct {
+	Code       int           // HTTP status
+	RetryAfter time.Duration // from Retry-After; 0 when absent or unparsable
+	Body       string        // first 512 bytes of the response body
+}
+
+func (e *StatusError) Error() string {
+	var b strings.Builder
+	b.WriteString("webhook receiver answered ")
+	b.WriteString(strconv.Itoa(e.Code))
+	if t := http.StatusText(e.Code); t != "" {
+		b.WriteString(" " + t)
+	}
+	if e.RetryAfter > 0 {
+		b.WriteString(" (retry after " + e.RetryAfter.String() + ")")
+	}
+	if body := strings.TrimSpace(e.Body); body != "" {
+		b.WriteString(": " + body)
+	}
+	return b.String()
+}
+
+// parseRetryAfter reads delay-seconds or an HTTP date. Unparsable or past
+// values give 0, meaning "use the back-off".
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		if secs > int64(maxRetryAfter/time.Second) {
+			return maxRetryAfter
+		}
+		d = time.Duration(secs) * time.Second
+	} else if at, err := http.ParseTime(v); err == nil {
+		d = at.Sub(now)
+	}
+	return min(max(d, 0), maxRetryAfter)
+}
+
+// Classify says what to do with an error from Send. permanent means no retry
+// can succeed: a 4xx other than 408 and 429 (410 Gone included), an unusable
+// URL, secret or message id. Everything else — other statuses, transport
+// errors, timeouts — is retryable, after retryAfter when the receiver named
+// a delay, else (0) after the caller's back-off.
+func Classify(err error) (permanent bool, retryAfter time.Duration) {
+	if err == nil {
+		return false, 0
+	}
+	if se, ok := errors.AsType[*StatusError](err); ok {
+		if se.Code >= 400 && se.Code <= 499 && se.Code != http.StatusRequestTimeout && se.Code != http.StatusTooManyRequests {
+			return true, 0
+		}
+		return false, se.RetryAfter
+	}
+	if errors.Is(err, errURL) || errors.Is(err, ErrSecret) || errors.Is(err, errMsgID) {
+		return true, 0
+	}
+	return false, 0
+}
