@@ -99,11 +99,11 @@ type Vulnerability struct {
 // Event is the canonical event (schemas/event.schema.json). ID and Modified
 // identify a version.
 type Event struct {
-	ID              string          `json:"id"`
+	ID              string          `json:"id,omitempty"`
 	Kind            Kind            `json:"kind"`
 	Title           string          `json:"title"`
 	Description     string          `json:"description,omitempty"`
-	TLP             TLP             `json:"tlp"`
+	TLP             TLP             `json:"tlp,omitempty"`
 	Source          SourceRef       `json:"source"`
 	Created         time.Time       `json:"created,omitzero"`
 	Modified        time.Time       `json:"modified,omitzero"`

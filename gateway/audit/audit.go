@@ -88,6 +88,23 @@ func (l *Log) eventKey(id string) string { return l.prefix + ":{" + id + "}:audi
 // it names an event, to that event's stream. Time defaults to now and Actor
 // to "system"; secrets and keys in Error and Details are redacted.
 func (l *Log) Append(ctx context.Context, recs ...Record) error {
+	pipe := l.rdb.Pipeline()
+	if err := l.Queue(ctx, pipe, recs...); err != nil {
+		return err
+	}
+	if pipe.Len() == 0 {
+		return nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("append audit records: %w", err)
+	}
+	return nil
+}
+
+// Queue adds the writes of Append to pipe, so the audit record of a delivery
+// attempt shares its round trip with the attempt's state. The caller
+// executes pipe.
+func (l *Log) Queue(ctx context.Context, pipe redis.Pipeliner, recs ...Record) error {
 	var v gateway.ValidationError
 	for i, r := range recs {
 		if r.Action == "" {
@@ -101,7 +118,6 @@ func (l *Log) Append(ctx context.Context, recs ...Record) error {
 		return nil
 	}
 	now := l.now().UTC()
-	pipe := l.rdb.Pipeline()
 	for _, r := range recs {
 		if r.Time.IsZero() {
 			r.Time = now
@@ -119,9 +135,6 @@ func (l *Log) Append(ctx context.Context, recs ...Record) error {
 		if r.EventID != "" {
 			pipe.XAdd(ctx, &redis.XAddArgs{Stream: l.eventKey(r.EventID), Values: []any{field, blob}})
 		}
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("append audit records: %w", err)
 	}
 	return nil
 }

@@ -44,6 +44,23 @@ func validState(s string) bool {
 // SetDeliveryStates records the states in one round trip; each replaces the
 // previous state of its delivery. Updated defaults to now.
 func (s *Store) SetDeliveryStates(ctx context.Context, states ...DeliveryState) error {
+	pipe := s.rdb.Pipeline()
+	if err := s.QueueDeliveryStates(ctx, pipe, states...); err != nil {
+		return err
+	}
+	if pipe.Len() == 0 {
+		return nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("store delivery states: %w", err)
+	}
+	return nil
+}
+
+// QueueDeliveryStates adds the writes of SetDeliveryStates to pipe, so a
+// caller can share one round trip with other writes (the audit record of the
+// same attempt). The caller executes pipe.
+func (s *Store) QueueDeliveryStates(ctx context.Context, pipe redis.Pipeliner, states ...DeliveryState) error {
 	var v gateway.ValidationError
 	for i, st := range states {
 		at := "/" + strconv.Itoa(i)
@@ -67,7 +84,6 @@ func (s *Store) SetDeliveryStates(ctx context.Context, states ...DeliveryState) 
 		return nil
 	}
 	now := s.now().UTC()
-	pipe := s.rdb.Pipeline()
 	for _, st := range states {
 		if st.Updated.IsZero() {
 			st.Updated = now
@@ -79,9 +95,6 @@ func (s *Store) SetDeliveryStates(ctx context.Context, states ...DeliveryState) 
 		d := st.Delivery
 		pipe.HSet(ctx, s.eventKey(d.EventID, "dlv"), d.ID, blob)
 		pipe.SAdd(ctx, s.key("recipient", d.Recipient, "events"), d.EventID)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("store delivery states: %w", err)
 	}
 	return nil
 }

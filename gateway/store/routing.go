@@ -26,11 +26,15 @@ return 1
 
 // MarkRouted records that the deliveries of a version are enqueued, so the
 // version is no longer offered by Unrouted.
-func (s *Store) MarkRouted(ctx context.Context, id, version string) error {
-	// The enqueue already happened, so the order of the two steps does not
-	// matter and they share one round trip. Eval (not EvalSha) because a
-	// pipeline cannot fall back on NOSCRIPT; the script is short.
+func (s *Store) MarkRouted(ctx context.Context, id, version string, states ...DeliveryState) error {
+	// The enqueue already happened, so the order of the steps does not
+	// matter and they share one round trip: the routed mark, the routing
+	// queue entry and the new deliveries' states. Eval (not EvalSha) because
+	// a pipeline cannot fall back on NOSCRIPT; the script is short.
 	pipe := s.rdb.Pipeline()
+	if err := s.QueueDeliveryStates(ctx, pipe, states...); err != nil {
+		return err
+	}
 	mark := markRoutedScript.Eval(ctx, pipe,
 		[]string{s.eventKey(id, "cur"), s.eventKey(id, "routed"), s.eventKey(id, "v", version)}, version)
 	pipe.ZRem(ctx, s.key("routing"), routingMember(id, version))

@@ -1,0 +1,44 @@
+# Schakel — see README.md. `make run` and `make test` are the two commands a
+# new user needs; the rest serve development and CI.
+GO       ?= go
+BIN      := bin/schakel
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+FUZZTIME ?= 10s
+
+.PHONY: build run test bench lint fmt fuzz vet clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/schakel
+
+run: build
+	$(BIN) serve --config examples/schakel.yaml
+
+# All tests with the race detector. Tests use $$REDIS_URL when set (CI: a real
+# redis-server, database 15) and an in-process miniredis otherwise.
+test:
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+# Benchmark harness: prints one table and writes bench/results.json.
+bench:
+	$(GO) run ./cmd/bench -out bench/results.json
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+# A short run of every fuzz target (FUZZTIME each).
+fuzz:
+	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' .); do \
+		pkg=./$$(dirname $$f); \
+		for t in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' $$f | sed 's/func //'); do \
+			echo "== $$pkg $$t"; \
+			$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+clean:
+	rm -rf bin

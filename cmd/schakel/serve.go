@@ -1,0 +1,292 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/schakel/schakel/connectors/webhook"
+	"github.com/schakel/schakel/gateway"
+	"github.com/schakel/schakel/gateway/audit"
+	"github.com/schakel/schakel/gateway/config"
+	"github.com/schakel/schakel/gateway/dispatch"
+	"github.com/schakel/schakel/gateway/httpapi"
+	"github.com/schakel/schakel/gateway/limit"
+	"github.com/schakel/schakel/gateway/metrics"
+	"github.com/schakel/schakel/gateway/outbox"
+	"github.com/schakel/schakel/gateway/pipeline"
+	"github.com/schakel/schakel/gateway/registry"
+	"github.com/schakel/schakel/gateway/store"
+)
+
+func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "schakel.yaml", "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	g, err := start(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		g.Close()
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	log.Info("schakel serving", "listen", ln.Addr().String(), "version", version, "embedded_redis", g.embedded != nil)
+	return g.Serve(ctx, ln, cfg.ShutdownTimeout.Duration)
+}
+
+// Gateway is one running gateway process: every part wired together.
+type Gateway struct {
+	log      *slog.Logger
+	rdb      redis.UniversalClient
+	embedded *miniredis.Miniredis
+	Store    *store.Store
+	Audit    *audit.Log
+	Outbox   *outbox.Outbox
+	Pipeline *pipeline.Pipeline
+	Registry *registry.Registry
+	HTTP     *httpapi.Server
+
+	workers sync.WaitGroup
+	stop    context.CancelFunc
+}
+
+// redisPoolSize covers the HTTP handlers and the delivery workers that each
+// hold a connection for a round trip; go-redis's default (10 per CPU) makes
+// them queue for connections on small machines.
+const redisPoolSize = 256
+
+// start wires a gateway and starts its background workers (not the listener).
+func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, error) {
+	g := &Gateway{log: log}
+	if cfg.Redis.URL == "" {
+		m := miniredis.NewMiniRedis()
+		if err := m.StartAddr("127.0.0.1:0"); err != nil {
+			return nil, fmt.Errorf("start embedded redis: %w", err)
+		}
+		g.embedded = m
+		log.Warn("redis.url is empty: using an embedded in-memory Redis; state is NOT durable and is lost on exit", "addr", m.Addr())
+		g.rdb = redis.NewClient(&redis.Options{Addr: m.Addr(), PoolSize: redisPoolSize})
+	} else {
+		opts, err := redis.ParseURL(cfg.Redis.URL)
+		if err != nil {
+			return nil, fmt.Errorf("redis.url: %w", err)
+		}
+		if !strings.Contains(cfg.Redis.URL, "pool_size=") {
+			opts.PoolSize = redisPoolSize
+		}
+		g.rdb = redis.NewClient(opts)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := g.rdb.Ping(pctx).Err(); err != nil {
+		g.Close()
+		return nil, fmt.Errorf("redis does not answer: %w", err)
+	}
+	prefix := cfg.Redis.Prefix
+	g.Store = store.New(g.rdb, prefix)
+	g.Audit = audit.New(g.rdb, prefix)
+	if cfg.ConstituentsFile != "" {
+		data, err := os.ReadFile(cfg.ConstituentsFile)
+		if err != nil {
+			g.Close()
+			return nil, fmt.Errorf("constituents_file: %w", err)
+		}
+		cs, err := config.ParseConstituents(data)
+		if err != nil {
+			g.Close()
+			return nil, fmt.Errorf("constituents_file %s: %w", cfg.ConstituentsFile, err)
+		}
+		if err := g.Store.PutConstituents(ctx, cs); err != nil {
+			g.Close()
+			return nil, fmt.Errorf("load constituents: %w", err)
+		}
+		log.Info("constituents loaded from file", "file", cfg.ConstituentsFile, "count", len(cs))
+	}
+	reg, err := registry.New(ctx, g.Store, log)
+	if err != nil {
+		g.Close()
+		return nil, err
+	}
+	g.Registry = reg
+
+	promReg := prometheus.NewRegistry()
+	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := metrics.New(promReg)
+	limiter := limit.New(g.rdb, prefix)
+
+	lists := map[string]gateway.Channel{}
+	var mls []pipeline.MailingList
+	for _, l := range cfg.MailingLists {
+		ch := gateway.ChannelCommunityList
+		if l.Audience == "public" {
+			ch = gateway.ChannelPublic
+		}
+		lists[l.Address] = ch
+		mls = append(mls, pipeline.MailingList{Address: l.Address, Audience: ch})
+	}
+	disp := dispatch.New(dispatch.Options{
+		Redis: g.rdb, Events: g.Store, States: g.Store, Audit: g.Audit, Reg: reg, Limiter: limiter,
+		Limits: dispatch.Limits{WebhookPerMinute: cfg.Limits.WebhookPerMinute, EmailPerHour: cfg.Limits.EmailPerHour, MISPPushPerMinute: cfg.Limits.MISPPushPerMinute},
+		Lists:  lists, Metrics: m, Log: log,
+	})
+	g.Outbox = outbox.New(g.rdb, prefix, outbox.Options{
+		MaxAttempts: cfg.Channels.Webhook.MaxAttempts, Logger: log, OnOutcome: disp.OnOutcome,
+	})
+	push := map[gateway.Channel]bool{gateway.ChannelWebhook: true}
+	g.Pipeline = pipeline.New(g.Store, g.Outbox, g.Audit, reg, pipeline.Config{DefaultTLP: cfg.TLP.Default, Push: push, MailingLists: mls, Routed: disp.Prime}, m, log)
+
+	var sources []httpapi.SourceConfig
+	for _, s := range cfg.Sources {
+		sources = append(sources, httpapi.SourceConfig{Name: s.Name, Type: s.Type, DefaultTLP: s.DefaultTLP, Format: s.Format, Secret: s.Secret})
+	}
+	g.HTTP = httpapi.New(httpapi.Options{
+		Redis: g.rdb, Store: g.Store, Audit: g.Audit, Outbox: g.Outbox, Pipeline: g.Pipeline, Registry: reg,
+		Limiter: limiter, Metrics: m, Gatherer: promReg, Log: log, AdminKeys: cfg.Admin.Keys, Sources: sources,
+		IngestPerMinute: cfg.Limits.IngestPerMinute, BodyLimit: cfg.HTTP.BodyLimit, ReadTimeout: cfg.HTTP.ReadTimeout.Duration,
+	})
+
+	// Background work runs until Close, not until the caller's ctx, so a
+	// signal first stops the listener and then lets deliveries finish.
+	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	g.stop = stop
+	sender := webhook.NewSender(webhook.SenderOptions{Timeout: cfg.Channels.Webhook.Timeout.Duration, UserAgent: "Schakel/" + version})
+	g.spawn(func() {
+		if err := g.Outbox.Run(wctx, gateway.ChannelWebhook, 64, disp.Handler(gateway.ChannelWebhook, webhook.NewSink(sender))); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("webhook consumer stopped", "error", err)
+		}
+	})
+	g.spawn(func() { reg.Watch(wctx, 2*time.Second) })
+	g.spawn(func() { g.recoverLoop(wctx) })
+	g.spawn(func() { g.queueDepthLoop(wctx, m) })
+	return g, nil
+}
+
+func (g *Gateway) spawn(f func()) {
+	g.workers.Add(1)
+	go func() {
+		defer g.workers.Done()
+		f()
+	}()
+}
+
+// recoverLoop re-routes versions stored but not routed (a crash between the
+// two steps), at start-up and then every 30 s.
+func (g *Gateway) recoverLoop(ctx context.Context) {
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		if n, err := g.Pipeline.Recover(ctx, 10*time.Second); err != nil && ctx.Err() == nil {
+			g.log.Warn("recovering unrouted events failed", "error", err)
+		} else if n > 0 {
+			g.log.Info("re-routed events left unrouted by an earlier crash", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (g *Gateway) queueDepthLoop(ctx context.Context, m *metrics.Metrics) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, ch := range []gateway.Channel{gateway.ChannelWebhook, gateway.ChannelEmail, gateway.ChannelMISPPush} {
+			st, err := g.Outbox.Stats(ctx, ch)
+			if err != nil {
+				continue
+			}
+			m.QueueDepth.WithLabelValues(string(ch), "pending").Set(float64(st.Pending))
+			m.QueueDepth.WithLabelValues(string(ch), "delayed").Set(float64(st.Delayed))
+			m.QueueDepth.WithLabelValues(string(ch), "dead").Set(float64(st.Dead))
+		}
+	}
+}
+
+// Serve runs the HTTP listener until ctx is done, then shuts down gracefully:
+// stop accepting, finish in-flight requests, let in-flight deliveries finish
+// (unfinished ones stay pending in Redis for reclaim), close Redis.
+func (g *Gateway) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
+	errc := make(chan error, 1)
+	go func() { errc <- g.HTTP.Serve(ln) }()
+	select {
+	case err := <-errc:
+		g.Close()
+		return err
+	case <-ctx.Done():
+	}
+	g.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := g.HTTP.Shutdown(sctx); err != nil {
+		g.log.Warn("http shutdown", "error", err)
+	}
+	g.Close()
+	return nil
+}
+
+// Close stops background workers and releases Redis.
+func (g *Gateway) Close() {
+	if g.stop != nil {
+		g.stop()
+	}
+	g.workers.Wait()
+	if g.rdb != nil {
+		_ = g.rdb.Close()
+	}
+	if g.embedded != nil {
+		g.embedded.Close()
+	}
+}
+
+func cmdCheckConfig(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
+	path := fs.String("config", "schakel.yaml", "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	if cfg.ConstituentsFile != "" {
+		data, err := os.ReadFile(cfg.ConstituentsFile)
+		if err != nil {
+			return fmt.Errorf("constituents_file: %w", err)
+		}
+		if _, err := config.ParseConstituents(data); err != nil {
+			return fmt.Errorf("constituents_file %s: %w", cfg.ConstituentsFile, err)
+		}
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d sources, %d mailing lists)\n", *path, len(cfg.Sources), len(cfg.MailingLists))
+	return nil
+}

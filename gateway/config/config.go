@@ -1,0 +1,339 @@
+// Package config reads Schakel's YAML configuration (schemas/config.schema.json)
+// and constituents files. Every problem is reported at once, each naming the
+// YAML path and line (or the environment variable) it comes from, and no
+// secret ever appears in an error or in log output.
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/schakel/schakel/gateway"
+	"github.com/schakel/schakel/schemas"
+)
+
+// Defaults applied by Parse to settings that are absent (or zero).
+const (
+	DefaultListen            = "127.0.0.1:8080"
+	DefaultRedisPrefix       = "schakel"
+	DefaultTLP               = gateway.TLPAmber
+	DefaultWebhookPerMinute  = 600
+	DefaultEmailPerHour      = 30
+	DefaultMISPPushPerMinute = 60
+	DefaultIngestPerMinute   = 6000
+	DefaultBodyLimit         = 10 << 20
+	DefaultWebhookTimeout    = 10 * time.Second
+	DefaultMaxAttempts       = 12
+	DefaultShutdownTimeout   = 30 * time.Second
+)
+
+// Config is the gateway configuration (ARCHITECTURE §8). After Parse every
+// default is filled in, every *_file secret has been read into its sibling
+// field and relative file paths are resolved against the file's folder.
+type Config struct {
+	Listen           string        `json:"listen" yaml:"listen"`
+	PublicURL        string        `json:"public_url" yaml:"public_url"`
+	Redis            Redis         `json:"redis" yaml:"redis"`
+	Admin            Admin         `json:"admin" yaml:"admin"`
+	TLP              TLPConfig     `json:"tlp" yaml:"tlp"`
+	Limits           Limits        `json:"limits" yaml:"limits"`
+	HTTP             HTTP          `json:"http" yaml:"http"`
+	Sources          []Source      `json:"sources" yaml:"sources"`
+	Channels         Channels      `json:"channels" yaml:"channels"`
+	MailingLists     []MailingList `json:"mailing_lists" yaml:"mailing_lists"`
+	ConstituentsFile string        `json:"constituents_file" yaml:"constituents_file"`
+	ShutdownTimeout  Duration      `json:"shutdown_timeout" yaml:"shutdown_timeout"`
+}
+
+// Redis says where state lives; an empty URL means the embedded server.
+type Redis struct {
+	URL    string `json:"url" yaml:"url"`
+	Prefix string `json:"prefix" yaml:"prefix"`
+}
+
+// Admin holds the admin API keys: Keys has the inline ones, those from
+// SCHAKEL_ADMIN_KEYS and those read from KeysFile, without duplicates.
+type Admin struct {
+	KeysFile string   `json:"keys_file" yaml:"keys_file"`
+	Keys     []string `json:"keys" yaml:"keys"`
+}
+
+// TLPConfig holds the label given to unlabelled input.
+type TLPConfig struct {
+	Default gateway.TLP `json:"default" yaml:"default"`
+}
+
+// Limits are the per-recipient defaults; IngestPerMinute applies per API key.
+type Limits struct {
+	WebhookPerMinute  int `json:"webhook_per_minute" yaml:"webhook_per_minute"`
+	EmailPerHour      int `json:"email_per_hour" yaml:"email_per_hour"`
+	MISPPushPerMinute int `json:"misp_push_per_minute" yaml:"misp_push_per_minute"`
+	IngestPerMinute   int `json:"ingest_per_minute" yaml:"ingest_per_minute"`
+}
+
+// HTTP tunes the HTTP server; BodyLimit is in bytes.
+type HTTP struct {
+	BodyLimit   int      `json:"body_limit" yaml:"body_limit"`
+	ReadTimeout Duration `json:"read_timeout" yaml:"read_timeout"`
+}
+
+// Source is one upstream. Which fields matter depends on Type; the schema
+// enforces the required ones. A zero Interval means the connector's default.
+type Source struct {
+	Name         string      `json:"name" yaml:"name"`
+	Type         string      `json:"type" yaml:"type"`
+	DefaultTLP   gateway.TLP `json:"default_tlp" yaml:"default_tlp"`
+	Format       string      `json:"format" yaml:"format"`
+	Secret       string      `json:"secret" yaml:"secret"`
+	SecretFile   string      `json:"secret_file" yaml:"secret_file"`
+	URL          string      `json:"url" yaml:"url"`
+	Key          string      `json:"key" yaml:"key"`
+	KeyFile      string      `json:"key_file" yaml:"key_file"`
+	Interval     Duration    `json:"interval" yaml:"interval"`
+	Collection   string      `json:"collection" yaml:"collection"`
+	Username     string      `json:"username" yaml:"username"`
+	Password     string      `json:"password" yaml:"password"`
+	PasswordFile string      `json:"password_file" yaml:"password_file"`
+	Path         string      `json:"path" yaml:"path"`
+	Profile      string      `json:"profile" yaml:"profile"`
+	Address      string      `json:"address" yaml:"address"`
+	TLS          string      `json:"tls" yaml:"tls"`
+	Mailbox      string      `json:"mailbox" yaml:"mailbox"`
+	Listen       string      `json:"listen" yaml:"listen"`
+	Recipients   []string    `json:"recipients" yaml:"recipients"`
+	Tags         []string    `json:"tags" yaml:"tags"`
+}
+
+// Channels configures the outbound channels.
+type Channels struct {
+	Email   EmailChannel   `json:"email" yaml:"email"`
+	Webhook WebhookChannel `json:"webhook" yaml:"webhook"`
+}
+
+// EmailChannel is the SMTP relay warnings are sent through.
+type EmailChannel struct {
+	Relay        string `json:"relay" yaml:"relay"`
+	TLS          string `json:"tls" yaml:"tls"`
+	Username     string `json:"username" yaml:"username"`
+	Password     string `json:"password" yaml:"password"`
+	PasswordFile string `json:"password_file" yaml:"password_file"`
+	From         string `json:"from" yaml:"from"`
+}
+
+// WebhookChannel tunes webhook delivery.
+type WebhookChannel struct {
+	Timeout     Duration `json:"timeout" yaml:"timeout"`
+	MaxAttempts int      `json:"max_attempts" yaml:"max_attempts"`
+}
+
+// MailingList is a list address and who may read it: "public" or "community".
+type MailingList struct {
+	Address  string `json:"address" yaml:"address"`
+	Audience string `json:"audience" yaml:"audience"`
+}
+
+// Duration is a time.Duration written as "5m", "30s" or "1h30m".
+type Duration struct{ time.Duration }
+
+// MarshalText writes the duration as Go formats it ("5m0s").
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
+
+// UnmarshalText reads a non-negative Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("duration %q: %w", b, err)
+	}
+	if v < 0 {
+		return fmt.Errorf("duration %q: must not be negative", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// Load reads the file at path and parses it; relative paths inside it are
+// taken relative to the file's folder.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := Parse(data, filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("config %s:\n%w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse validates a YAML configuration against schemas.Config, decodes it,
+// fills in defaults, reads the *_file secrets (relative paths relative to
+// dir), applies SCHAKEL_* environment overrides and checks what the schema
+// cannot. It reports every problem found, joined with errors.Join; each is
+// an *Error naming the YAML path and line.
+//
+// Environment variables (an empty one is ignored) override the file:
+// SCHAKEL_LISTEN, SCHAKEL_PUBLIC_URL, SCHAKEL_REDIS_URL,
+// SCHAKEL_REDIS_PREFIX, SCHAKEL_TLP_DEFAULT, SCHAKEL_ADMIN_KEYS_FILE,
+// SCHAKEL_ADMIN_KEYS (comma-separated) and, per source,
+// SCHAKEL_SOURCE_<NAME>_SECRET, _KEY and _PASSWORD (NAME upper-cased, "-"
+// and "." as "_"); a source secret from the environment replaces the
+// matching *_file setting, which is then not read. Overrides are applied
+// before validation, so their values are checked like the file's.
+func Parse(data []byte, dir string) (*Config, error) {
+	root, err := parseYAML(data)
+	if err != nil {
+		return nil, err
+	}
+	doc, errs, fatal := toValue(root)
+	if fatal {
+		return nil, errors.Join(errs...)
+	}
+	p := &parser{root: root, doc: doc, origin: map[string]string{}, failed: map[string]bool{}, errs: errs}
+	p.applyEnv(os.LookupEnv, os.Environ())
+	for _, e := range schemas.Validate(schemas.Config, p.doc) {
+		p.fail(e.Pointer, nil, "%s", e.Message)
+	}
+	p.checkDurations()
+	if len(p.errs) > 0 {
+		return nil, errors.Join(p.errs...)
+	}
+	cfg, err := p.decode()
+	if err != nil {
+		return nil, err
+	}
+	applyDefaults(cfg)
+	p.resolveFiles(cfg, dir)
+	p.check(cfg)
+	if len(p.errs) > 0 {
+		return nil, errors.Join(p.errs...)
+	}
+	return cfg, nil
+}
+
+// parser carries one Parse call: the YAML tree for line numbers, the
+// decoded document, where overridden values came from, and the problems.
+type parser struct {
+	root   *yaml.Node
+	doc    any
+	origin map[string]string // JSON pointer → environment variable
+	failed map[string]bool   // pointers already reported
+	errs   []error
+}
+
+// fail records a problem at a JSON pointer of the document.
+func (p *parser) fail(ptr string, err error, format string, args ...any) {
+	p.failed[ptr] = true
+	e := &Error{Path: displayPath(p.doc, ptr, ""), Message: fmt.Sprintf(format, args...), Err: err}
+	if e.Path == "" {
+		e.Path = "(root)"
+	}
+	if env := p.envFor(ptr); env != "" {
+		e.Env = env
+	} else {
+		e.Line = locate(p.root, ptr)
+	}
+	p.errs = append(p.errs, e)
+}
+
+// envFor returns the environment variable that supplied ptr or a parent.
+func (p *parser) envFor(ptr string) string {
+	for {
+		if env, ok := p.origin[ptr]; ok {
+			return env
+		}
+		i := strings.LastIndexByte(ptr, '/')
+		if i < 0 {
+			return ""
+		}
+		ptr = ptr[:i]
+	}
+}
+
+// decode turns the validated document into a Config. Top-level x- keys
+// (YAML anchors) are dropped first.
+func (p *parser) decode() (*Config, error) {
+	m, _ := p.doc.(map[string]any)
+	clean := make(map[string]any, len(m))
+	for k, v := range m {
+		if !strings.HasPrefix(k, "x-") {
+			clean[k] = v
+		}
+	}
+	data, err := json.Marshal(clean)
+	if err != nil {
+		return nil, &Error{Path: "(root)", Message: "cannot encode configuration: " + err.Error(), Err: err}
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var cfg Config
+	if err := dec.Decode(&cfg); err != nil {
+		// The schema admits only what decodes; this is a bug, not bad input.
+		return nil, &Error{Path: "(root)", Message: "cannot decode configuration: " + err.Error(), Err: err}
+	}
+	return &cfg, nil
+}
+
+// checkDurations parses every duration, which the schema checks only by
+// shape, so an overflow is reported at its field.
+func (p *parser) checkDurations() {
+	for _, ptr := range p.durationPointers() {
+		s, ok := lookup(p.doc, ptr).(string)
+		if !ok || p.failed[ptr] {
+			continue
+		}
+		var d Duration
+		if err := d.UnmarshalText([]byte(s)); err != nil {
+			p.fail(ptr, err, "is out of range for a duration")
+		}
+	}
+}
+
+func (p *parser) durationPointers() []string {
+	ptrs := []string{"/http/read_timeout", "/channels/webhook/timeout", "/shutdown_timeout"}
+	m, _ := p.doc.(map[string]any)
+	srcs, _ := m["sources"].([]any)
+	for i := range srcs {
+		ptrs = append(ptrs, fmt.Sprintf("/sources/%d/interval", i))
+	}
+	return ptrs
+}
+
+func applyDefaults(c *Config) {
+	setDefault(&c.Listen, DefaultListen)
+	setDefault(&c.Redis.Prefix, DefaultRedisPrefix)
+	setDefault(&c.TLP.Default, DefaultTLP)
+	setDefault(&c.Limits.WebhookPerMinute, DefaultWebhookPerMinute)
+	setDefault(&c.Limits.EmailPerHour, DefaultEmailPerHour)
+	setDefault(&c.Limits.MISPPushPerMinute, DefaultMISPPushPerMinute)
+	setDefault(&c.Limits.IngestPerMinute, DefaultIngestPerMinute)
+	setDefault(&c.HTTP.BodyLimit, DefaultBodyLimit)
+	setDefault(&c.Channels.Webhook.Timeout.Duration, DefaultWebhookTimeout)
+	setDefault(&c.Channels.Webhook.MaxAttempts, DefaultMaxAttempts)
+	setDefault(&c.ShutdownTimeout.Duration, DefaultShutdownTimeout)
+	// Labels were validated by the schema; ParseTLP only canonicalises them.
+	if t, _, err := gateway.ParseTLP(string(c.TLP.Default)); err == nil {
+		c.TLP.Default = t
+	}
+	for i := range c.Sources {
+		s := &c.Sources[i]
+		if t, _, err := gateway.ParseTLP(string(s.DefaultTLP)); err == nil {
+			s.DefaultTLP = t
+		}
+		setDefault(&s.DefaultTLP, c.TLP.Default)
+	}
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}

@@ -1,0 +1,325 @@
+// Package dispatch turns queued deliveries into attempts: it loads the event
+// version, asks the policy again (the registry may have changed since
+// routing), applies the recipient's rate limit, projects the event for the
+// recipient and hands it to the channel's sink.
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/schakel/schakel/gateway"
+	"github.com/schakel/schakel/gateway/audit"
+	"github.com/schakel/schakel/gateway/limit"
+	"github.com/schakel/schakel/gateway/metrics"
+	"github.com/schakel/schakel/gateway/outbox"
+	"github.com/schakel/schakel/gateway/policy"
+	"github.com/schakel/schakel/gateway/registry"
+	"github.com/schakel/schakel/gateway/store"
+)
+
+// Sink delivers one projected event to one target. c is nil for recipients
+// that are not constituents (mailing lists, released named persons).
+// Errors are retried with back-off unless wrapped by gateway.Permanent or
+// gateway.RetryAfter.
+type Sink interface {
+	Deliver(ctx context.Context, d gateway.Delivery, c *gateway.Constituent, ev *gateway.Event, handling string) error
+}
+
+// Events loads stored event versions.
+type Events interface {
+	EventVersion(ctx context.Context, id, version string) (*gateway.Event, error)
+}
+
+// States records delivery states for the admin API, in a caller's pipeline.
+type States interface {
+	QueueDeliveryStates(ctx context.Context, pipe redis.Pipeliner, states ...store.DeliveryState) error
+}
+
+// Auditor records attempts, in a caller's pipeline.
+type Auditor interface {
+	Queue(ctx context.Context, pipe redis.Pipeliner, recs ...audit.Record) error
+}
+
+// Limiter is the per-recipient GCRA limiter.
+type Limiter interface {
+	Allow(ctx context.Context, key string, lim limit.Limit) (limit.Decision, error)
+}
+
+// Limits are the configured per-channel defaults.
+type Limits struct {
+	WebhookPerMinute  int
+	EmailPerHour      int
+	MISPPushPerMinute int
+}
+
+// Options configure a Dispatcher.
+type Options struct {
+	Redis   redis.UniversalClient // for the one round trip that records an outcome
+	Events  Events
+	States  States
+	Audit   Auditor
+	Reg     *registry.Registry
+	Limiter Limiter
+	Limits  Limits
+	// Lists maps a mailing list address to its audience channel
+	// (ChannelCommunityList or ChannelPublic).
+	Lists   map[string]gateway.Channel
+	Metrics *metrics.Metrics
+	Log     *slog.Logger
+}
+
+// Dispatcher builds outbox handlers. Safe for concurrent use.
+type Dispatcher struct {
+	rdb     redis.UniversalClient
+	events  Events
+	states  States
+	audit   Auditor
+	reg     *registry.Registry
+	limiter Limiter
+	limits  Limits
+	lists   map[string]gateway.Channel
+	metrics *metrics.Metrics
+	log     *slog.Logger
+
+	mu    sync.Mutex
+	cache map[string]*cached // "id\x00version" → event and assessment
+}
+
+type cached struct {
+	ev      *gateway.Event
+	regVer  int64
+	assess  *policy.Assessment
+	touched time.Time
+}
+
+// New returns a Dispatcher.
+func New(o Options) *Dispatcher {
+	return &Dispatcher{rdb: o.Redis, events: o.Events, states: o.States, audit: o.Audit, reg: o.Reg, limiter: o.Limiter, limits: o.Limits,
+		lists: o.Lists, metrics: o.Metrics, log: o.Log, cache: make(map[string]*cached)}
+}
+
+const cacheMax = 4096
+
+// assessment returns the event version and its policy assessment against the
+// current registry, cached because one event fans out to many deliveries.
+func (d *Dispatcher) assessment(ctx context.Context, id, version string, snap *registry.Snapshot) (*policy.Assessment, error) {
+	key := id + "\x00" + version
+	d.mu.Lock()
+	c := d.cache[key]
+	d.mu.Unlock()
+	if c != nil && c.regVer == snap.Version {
+		return c.assess, nil
+	}
+	var ev *gateway.Event
+	if c != nil {
+		ev = c.ev
+	} else {
+		var err error
+		if ev, err = d.events.EventVersion(ctx, id, version); err != nil {
+			return nil, err
+		}
+	}
+	a := policy.Assess(ev, snap)
+	d.mu.Lock()
+	if len(d.cache) >= cacheMax {
+		d.evict()
+	}
+	d.cache[key] = &cached{ev: ev, regVer: snap.Version, assess: a, touched: time.Now()}
+	d.mu.Unlock()
+	return a, nil
+}
+
+// evict drops the older half of the cache; called with mu held.
+func (d *Dispatcher) evict() {
+	cut := time.Now().Add(-time.Minute)
+	for k, c := range d.cache {
+		if c.touched.Before(cut) || len(d.cache) > cacheMax/2 {
+			delete(d.cache, k)
+		}
+	}
+}
+
+// Prime hands the dispatcher an event version routing just stored, so its
+// deliveries need not read it back from Redis.
+func (d *Dispatcher) Prime(ev *gateway.Event) {
+	key := ev.ID + "\x00" + ev.Version()
+	d.mu.Lock()
+	if len(d.cache) >= cacheMax {
+		d.evict()
+	}
+	if _, ok := d.cache[key]; !ok {
+		d.cache[key] = &cached{ev: ev, regVer: -1, touched: time.Now()}
+	}
+	d.mu.Unlock()
+}
+
+// Handler returns the outbox handler for channel ch delivering through sink.
+func (d *Dispatcher) Handler(ch gateway.Channel, sink Sink) outbox.Handler {
+	return func(ctx context.Context, dl gateway.Delivery) outbox.Result {
+		snap := d.reg.Current()
+		a, err := d.assessment(ctx, dl.EventID, dl.Version, snap)
+		if errors.Is(err, gateway.ErrNotFound) {
+			return outbox.Permanent(fmt.Errorf("event %s version %s is no longer stored", dl.EventID, dl.Version))
+		}
+		if err != nil {
+			return outbox.Retry(err, 0)
+		}
+		c, decision, err := d.authorise(a, snap, dl)
+		if err != nil {
+			return outbox.Permanent(err)
+		}
+		ev := a.Event()
+		if lim := d.limitFor(ch, c); lim.Rate > 0 {
+			key := string(ch) + ":" + dl.Recipient + ":" + dl.Target
+			dec, err := d.limiter.Allow(ctx, key, lim)
+			if err != nil {
+				return outbox.Retry(fmt.Errorf("rate limiter: %w", err), 0)
+			}
+			if !dec.Allowed {
+				if ev.Priority != gateway.PriorityCritical {
+					return outbox.Defer(time.Now().Add(dec.RetryAfter))
+				}
+				d.metrics.CriticalBypass.WithLabelValues(string(ch)).Inc()
+			}
+		}
+		var proj *gateway.Event
+		if c != nil {
+			proj = a.Project(c)
+		} else {
+			proj = policy.ProjectAudience(ev)
+		}
+		if err := sink.Deliver(ctx, dl, c, proj, decision.Handling); err != nil {
+			var de *gateway.DeliveryError
+			if errors.As(err, &de) {
+				if de.Permanent {
+					return outbox.Permanent(err)
+				}
+				return outbox.Retry(err, de.RetryAfter)
+			}
+			return outbox.Retry(err, 0)
+		}
+		return outbox.Delivered()
+	}
+}
+
+// authorise re-applies the policy at send time: a delivery routed before a
+// registry change must not go out if the policy no longer allows it. Deliveries
+// an admin released are honoured as released (they were checked then).
+func (d *Dispatcher) authorise(a *policy.Assessment, snap *registry.Snapshot, dl gateway.Delivery) (*gateway.Constituent, policy.Decision, error) {
+	ev := a.Event()
+	released := strings.HasPrefix(dl.Rule, "released by ")
+	switch {
+	case strings.HasPrefix(dl.Recipient, "list:"):
+		audience, ok := d.lists[dl.Target]
+		if !ok {
+			return nil, policy.Decision{}, fmt.Errorf("mailing list %s is no longer configured", dl.Target)
+		}
+		if dec := policy.DecideAudience(ev, audience); dec.Verdict == policy.Deliver {
+			return nil, dec, nil
+		}
+		return nil, policy.Decision{}, fmt.Errorf("policy now denies %s to list %s", ev.TLP.Label(), dl.Target)
+	case strings.HasPrefix(dl.Recipient, "person:"):
+		if !released || dl.Channel != gateway.ChannelEmail {
+			return nil, policy.Decision{}, errors.New("a named-person delivery must be an admin release by e-mail")
+		}
+		return nil, policy.Decision{Channel: dl.Channel, Verdict: policy.Deliver, Rule: dl.Rule}, nil
+	}
+	c, ok := snap.Get(dl.Recipient)
+	if !ok {
+		return nil, policy.Decision{}, fmt.Errorf("constituent %q is no longer registered", dl.Recipient)
+	}
+	if released {
+		if ev.TLP == gateway.TLPRed && dl.Channel != gateway.ChannelEmail {
+			return nil, policy.Decision{}, errors.New("TLP:RED is never delivered over " + string(dl.Channel))
+		}
+		dec := policy.Decision{Channel: dl.Channel, Verdict: policy.Deliver, Rule: dl.Rule}
+		if ev.TLP == gateway.TLPAmberStrict {
+			dec.Handling = policy.HandlingStrict
+		}
+		return c, dec, nil
+	}
+	var dec policy.Decision
+	if dl.Channel == gateway.ChannelEmail {
+		dec = policy.Decision{Verdict: policy.Deny, Rule: "contact " + dl.Target + " is no longer registered"}
+		for _, ct := range c.Contacts {
+			if strings.EqualFold(ct.Email, dl.Target) {
+				dec = a.DecideContact(c, ct)
+			}
+		}
+	} else {
+		dec = a.Decide(c, dl.Channel)
+	}
+	if dec.Verdict != policy.Deliver {
+		return nil, dec, fmt.Errorf("policy now denies: %s", dec.Rule)
+	}
+	return c, dec, nil
+}
+
+func (d *Dispatcher) limitFor(ch gateway.Channel, c *gateway.Constituent) limit.Limit {
+	var own gateway.Limits
+	if c != nil {
+		own = c.Limits
+	}
+	pick := func(own, def int) int {
+		if own > 0 {
+			return own
+		}
+		return def
+	}
+	switch ch {
+	case gateway.ChannelWebhook:
+		return limit.PerMinute(pick(own.WebhookPerMinute, d.limits.WebhookPerMinute))
+	case gateway.ChannelEmail:
+		return limit.PerHour(pick(own.EmailPerHour, d.limits.EmailPerHour))
+	case gateway.ChannelMISPPush:
+		return limit.PerMinute(pick(own.MISPPushPerMinute, d.limits.MISPPushPerMinute))
+	}
+	return limit.Limit{}
+}
+
+// OnOutcome records an attempt's outcome: delivery state, audit record and
+// metrics. It is the outbox's hook.
+func (d *Dispatcher) OnOutcome(ctx context.Context, dl gateway.Delivery, o outbox.Outcome) {
+	now := time.Now().UTC()
+	st := store.DeliveryState{Delivery: dl, State: stateOf(o.Status), Attempts: o.Attempt, Updated: now}
+	rec := audit.Record{Time: now, Actor: "system", Action: "delivery." + o.Status, EventID: dl.EventID, Version: dl.Version,
+		DeliveryID: dl.ID, Recipient: dl.Recipient, Channel: dl.Channel, TLP: dl.TLP, Rule: dl.Rule, Outcome: o.Status, Attempt: o.Attempt}
+	if o.Err != nil {
+		st.LastError = o.Err.Error()
+		rec.Error = o.Err.Error()
+	}
+	if !o.Next.IsZero() {
+		rec.Details = map[string]string{"next": o.Next.UTC().Format(time.RFC3339)}
+	}
+	pipe := d.rdb.Pipeline()
+	err := errors.Join(d.states.QueueDeliveryStates(ctx, pipe, st), d.audit.Queue(ctx, pipe, rec))
+	if err == nil {
+		_, err = pipe.Exec(ctx)
+	}
+	if err != nil {
+		d.log.WarnContext(ctx, "delivery state or audit record not written", "delivery_id", dl.ID, "status", o.Status, "error", err)
+	}
+	d.metrics.Deliveries.WithLabelValues(string(dl.Channel), o.Status).Inc()
+	if o.Status == "delivered" && !dl.Created.IsZero() {
+		d.metrics.DeliveryLatency.WithLabelValues(string(dl.Channel)).Observe(now.Sub(dl.Created).Seconds())
+	}
+	if o.Status == "dead" {
+		d.log.WarnContext(ctx, "delivery dead-lettered", "delivery_id", dl.ID, "channel", dl.Channel, "recipient", dl.Recipient, "error", rec.Error)
+	}
+}
+
+func stateOf(status string) string {
+	switch status {
+	case "retry":
+		return "retrying"
+	}
+	return status
+}

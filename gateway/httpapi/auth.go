@@ -1,0 +1,134 @@
+package httpapi
+
+import (
+	"encoding/base64"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/schakel/schakel/gateway"
+	"github.com/schakel/schakel/gateway/limit"
+	"github.com/schakel/schakel/gateway/store"
+)
+
+// Caller is who made a request, once authenticated.
+type Caller struct {
+	Scope store.Scope
+	Key   string // short hash of the key, for audit records
+}
+
+// Actor names the caller in audit records.
+func (c Caller) Actor() string { return string(c.Scope.Role) + ":" + c.Key }
+
+const callerKey = "schakel_caller"
+
+// CallerOf returns the authenticated caller of a request.
+func CallerOf(c *fiber.Ctx) (Caller, bool) {
+	v, ok := c.Locals(callerKey).(Caller)
+	return v, ok
+}
+
+// KeyFrom extracts a key from the forms ARCHITECTURE §7 accepts:
+// "Authorization: <key>", "Authorization: Bearer <key>", "X-MISP-AUTH: <key>"
+// and HTTP Basic with the key as password.
+func KeyFrom(c *fiber.Ctx) string {
+	if k := strings.TrimSpace(c.Get("X-MISP-AUTH")); k != "" {
+		// MISP allows a comma-separated list; the first is enough.
+		k, _, _ = strings.Cut(k, ",")
+		return strings.TrimSpace(k)
+	}
+	h := strings.TrimSpace(c.Get(fiber.HeaderAuthorization))
+	switch {
+	case h == "":
+		return ""
+	case len(h) > 7 && strings.EqualFold(h[:7], "bearer "):
+		return strings.TrimSpace(h[7:])
+	case len(h) > 6 && strings.EqualFold(h[:6], "basic "):
+		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(h[6:]))
+		if err != nil {
+			return ""
+		}
+		_, pw, _ := strings.Cut(string(raw), ":")
+		return pw
+	}
+	return h
+}
+
+// Auth lets connectors protect their routes with the gateway's keys.
+type Auth struct{ s *Server }
+
+// Require returns middleware admitting callers with one of roles. onFail
+// writes the protocol's own error shape (MISP and TAXII differ); nil uses
+// the JSON error of ARCHITECTURE §7.
+func (a *Auth) Require(onFail func(c *fiber.Ctx, status int, msg string) error, roles ...store.Role) fiber.Handler {
+	return a.s.authenticate(onFail, roles...)
+}
+
+// Optional returns middleware that authenticates when a key is present and
+// lets anonymous callers through (public feeds).
+func (a *Auth) Optional(roles ...store.Role) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if KeyFrom(c) == "" {
+			return c.Next()
+		}
+		return a.s.authenticate(nil, roles...)(c)
+	}
+}
+
+func (s *Server) requireRole(roles ...store.Role) fiber.Handler { return s.authenticate(nil, roles...) }
+
+func (s *Server) authenticate(onFail func(c *fiber.Ctx, status int, msg string) error, roles ...store.Role) fiber.Handler {
+	if onFail == nil {
+		onFail = func(c *fiber.Ctx, status int, msg string) error { return fail(c, status, msg) }
+	}
+	return func(c *fiber.Ctx) error {
+		key := KeyFrom(c)
+		if key == "" {
+			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="schakel"`)
+			return onFail(c, fiber.StatusUnauthorized, "missing API key (Authorization header)")
+		}
+		var sc store.Scope
+		if s.isAdminKey(key) {
+			sc = store.Scope{Role: store.RoleAdmin}
+		} else {
+			var err error
+			sc, err = s.o.Store.Authenticate(c.UserContext(), key)
+			if errors.Is(err, gateway.ErrNotFound) {
+				return onFail(c, fiber.StatusUnauthorized, "invalid API key")
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if !slices.Contains(roles, sc.Role) {
+			return onFail(c, fiber.StatusForbidden, "this key may not use "+c.Path())
+		}
+		c.Locals(callerKey, Caller{Scope: sc, Key: hashHex(key)})
+		return c.Next()
+	}
+}
+
+// ingestLimit applies the per-key ingest limit: 429 with Retry-After.
+func (s *Server) ingestLimit(c *fiber.Ctx) error {
+	if s.o.IngestPerMinute <= 0 || s.o.Limiter == nil {
+		return c.Next()
+	}
+	caller, _ := CallerOf(c)
+	d, err := s.o.Limiter.Allow(c.UserContext(), "ingest:"+caller.Key, limit.PerMinute(s.o.IngestPerMinute))
+	if err != nil {
+		return err
+	}
+	if !d.Allowed {
+		secs := int(d.RetryAfter.Seconds() + 0.999)
+		if secs < 1 {
+			secs = 1
+		}
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(secs))
+		s.o.Metrics.Rejected.WithLabelValues(caller.Scope.Name, "limit").Inc()
+		return fail(c, fiber.StatusTooManyRequests, "ingest rate limit exceeded for this key")
+	}
+	return c.Next()
+}

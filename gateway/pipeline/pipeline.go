@@ -1,0 +1,432 @@
+// Package pipeline takes an event from any source through normalisation,
+// defaults, dedupe and storage to routing: one delivery per (recipient,
+// channel) that the policy allows, appended to the outbox before the source
+// is told the event was accepted.
+package pipeline
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/schakel/schakel/gateway"
+	"github.com/schakel/schakel/gateway/audit"
+	"github.com/schakel/schakel/gateway/metrics"
+	"github.com/schakel/schakel/gateway/normalize"
+	"github.com/schakel/schakel/gateway/policy"
+	"github.com/schakel/schakel/gateway/registry"
+	"github.com/schakel/schakel/gateway/store"
+)
+
+// Store is what the pipeline needs of the event store.
+type Store interface {
+	PutEvent(ctx context.Context, ev *gateway.Event, received time.Time) (store.PutResult, error)
+	EventVersion(ctx context.Context, id, version string) (*gateway.Event, error)
+	Routed(ctx context.Context, id, version string) (bool, error)
+	MarkRouted(ctx context.Context, id, version string, states ...store.DeliveryState) error
+	Unrouted(ctx context.Context, olderThan time.Duration, limit int) ([]store.VersionRef, error)
+	Hold(ctx context.Context, h store.HeldItem) error
+	Held(ctx context.Context, eventID string) (store.HeldItem, error)
+	Release(ctx context.Context, eventID, by string, to []gateway.Addressee) (store.HeldItem, error)
+}
+
+// Outbox is where deliveries wait for their channel.
+type Outbox interface {
+	Enqueue(ctx context.Context, ds ...gateway.Delivery) error
+}
+
+// Auditor records what happened.
+type Auditor interface {
+	Append(ctx context.Context, recs ...audit.Record) error
+}
+
+// MailingList is a configured list and the audience it reaches.
+type MailingList struct {
+	Address  string
+	Audience gateway.Channel // ChannelCommunityList or ChannelPublic
+}
+
+// Config is the routing configuration.
+type Config struct {
+	DefaultTLP gateway.TLP
+	// Push lists the push channels that have a sink; routing creates
+	// deliveries only for these.
+	Push         map[gateway.Channel]bool
+	MailingLists []MailingList
+	// Routed, when set, sees every routed event version, so the in-process
+	// dispatcher can keep it instead of reading it back from Redis.
+	Routed func(ev *gateway.Event)
+}
+
+// Source identifies who sent an event, as authenticated by the caller.
+type Source struct {
+	Name       string
+	DefaultTLP gateway.TLP
+	Format     string
+}
+
+// Status of an ingest.
+const (
+	StatusAccepted  = "accepted"
+	StatusDuplicate = "duplicate"
+)
+
+// Result tells the source what became of its event.
+type Result struct {
+	ID         string               `json:"id"`
+	Version    string               `json:"version,omitempty"`
+	Status     string               `json:"status"`
+	Update     bool                 `json:"update,omitempty"` // a newer version of a known event
+	Rejected   []gateway.FieldError `json:"rejected,omitempty"`
+	Deliveries int                  `json:"deliveries"`
+	Held       bool                 `json:"held,omitempty"`
+}
+
+// Pipeline is safe for concurrent use.
+type Pipeline struct {
+	store   Store
+	outbox  Outbox
+	audit   Auditor
+	reg     *registry.Registry
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	now     func() time.Time
+}
+
+// New wires a pipeline.
+func New(st Store, ob Outbox, au Auditor, reg *registry.Registry, cfg Config, m *metrics.Metrics, log *slog.Logger) *Pipeline {
+	if cfg.DefaultTLP == "" {
+		cfg.DefaultTLP = gateway.TLPAmber
+	}
+	return &Pipeline{store: st, outbox: ob, audit: au, reg: reg, cfg: cfg, log: log, metrics: m, now: time.Now}
+}
+
+// Ingest normalises, stores and routes ev. A *gateway.ValidationError means
+// nothing was stored; indicator problems alone do not stop the event and are
+// returned in Result.Rejected.
+func (p *Pipeline) Ingest(ctx context.Context, src Source, ev *gateway.Event) (Result, error) {
+	start := p.now()
+	received := start.UTC()
+	rejected, err := p.prepare(src, ev, received)
+	if err != nil {
+		p.metrics.Rejected.WithLabelValues(src.Name, "invalid").Inc()
+		return Result{}, err
+	}
+	res, err := p.store.PutEvent(ctx, ev, received)
+	if err != nil {
+		return Result{}, fmt.Errorf("store event %s: %w", ev.ID, err)
+	}
+	out := Result{ID: ev.ID, Version: ev.Version(), Rejected: rejected}
+	switch res {
+	case store.Duplicate:
+		out.Status = StatusDuplicate
+		routed, err := p.store.Routed(ctx, ev.ID, ev.Version())
+		if err != nil {
+			return Result{}, fmt.Errorf("routing state of %s: %w", ev.ID, err)
+		}
+		p.metrics.Ingested.WithLabelValues(src.Name, StatusDuplicate).Inc()
+		if routed {
+			return out, nil
+		}
+		// An earlier attempt stored this version but crashed before routing
+		// finished: finish it now rather than lose it.
+		stored, err := p.store.EventVersion(ctx, ev.ID, ev.Version())
+		if err != nil {
+			return Result{}, fmt.Errorf("load unrouted %s: %w", ev.ID, err)
+		}
+		ev = stored
+	case store.Updated:
+		out.Status, out.Update = StatusAccepted, true
+		p.metrics.Ingested.WithLabelValues(src.Name, "updated").Inc()
+	default:
+		out.Status = StatusAccepted
+		p.metrics.Ingested.WithLabelValues(src.Name, StatusAccepted).Inc()
+	}
+	n, held, err := p.Route(ctx, ev, received)
+	if err != nil {
+		return Result{}, err
+	}
+	out.Deliveries, out.Held = n, held
+	p.metrics.IngestDuration.WithLabelValues(src.Name).Observe(p.now().Sub(start).Seconds())
+	return out, nil
+}
+
+// prepare applies normalisation and the ingest defaults of ARCHITECTURE §3.
+// It returns the indicator problems that did not stop the event.
+func (p *Pipeline) prepare(src Source, ev *gateway.Event, received time.Time) ([]gateway.FieldError, error) {
+	problems := normalize.Event(ev)
+	var fatal bool
+	for _, fe := range problems {
+		if !strings.HasPrefix(fe.Field, "/indicators/") {
+			fatal = true
+		}
+	}
+	if fatal {
+		return nil, &gateway.ValidationError{Fields: problems}
+	}
+	ev.Source.Name = src.Name // a source can only speak for itself
+	if ev.Source.Format == "" {
+		ev.Source.Format = src.Format
+	}
+	if ev.TLP == "" {
+		ev.TLP = src.DefaultTLP
+		if ev.TLP == "" {
+			ev.TLP = p.cfg.DefaultTLP
+		}
+	}
+	if ev.ID == "" {
+		ev.ID = derivedID(ev)
+	}
+	if ev.Created.IsZero() {
+		ev.Created = received
+	}
+	if ev.Modified.IsZero() {
+		ev.Modified = ev.Created
+	}
+	ev.Created, ev.Modified = ev.Created.UTC(), ev.Modified.UTC()
+	if ev.Priority == "" {
+		ev.Priority = gateway.PriorityNormal
+	}
+	if len(problems) > 0 {
+		p.metrics.Rejected.WithLabelValues(src.Name, "indicator").Add(float64(len(problems)))
+		p.log.Warn("indicators rejected", "source", src.Name, "event", ev.ID, "problems", len(problems), "first", problems[0].Error())
+	}
+	return problems, nil
+}
+
+// namespace is Schakel's UUIDv5 namespace for derived event ids.
+var namespace = [16]byte{0x6b, 0x1f, 0x3e, 0x52, 0x8a, 0x0c, 0x4d, 0x3a, 0x9e, 0x27, 0x51, 0x04, 0xc3, 0x9b, 0x6d, 0x11}
+
+// derivedID gives an event without an id a stable UUIDv5 from its source and
+// source ref, or from its content when it has no ref, so a resent copy is a
+// duplicate rather than a new event.
+func derivedID(ev *gateway.Event) string {
+	name := ev.Source.Name + "\x00" + ev.Source.Ref
+	if ev.Source.Ref == "" {
+		body, _ := json.Marshal(struct {
+			T string
+			D string
+			I []gateway.Indicator
+		}{ev.Title, ev.Description, ev.Indicators})
+		name = ev.Source.Name + "\x00content\x00" + string(body)
+	}
+	return UUIDv5(namespace, name)
+}
+
+// UUIDv5 implements RFC 9562 §5.5.
+func UUIDv5(ns [16]byte, name string) string {
+	h := sha1.New()
+	h.Write(ns[:])
+	h.Write([]byte(name))
+	var u [16]byte
+	copy(u[:], h.Sum(nil))
+	u[6] = (u[6] & 0x0f) | 0x50
+	u[8] = (u[8] & 0x3f) | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
+}
+
+// Route creates the deliveries for one stored event version, or holds it
+// when the policy lets nobody receive it, then marks the version routed.
+func (p *Pipeline) Route(ctx context.Context, ev *gateway.Event, received time.Time) (int, bool, error) {
+	snap := p.reg.Current()
+	a := policy.Assess(ev, snap)
+	ds := p.plan(a, snap, received)
+	held := false
+	if !a.Reachable(snap.Constituents) || (ev.TLP == gateway.TLPRed && len(ds) == 0) {
+		held = true
+		reason := "the policy lets no recipient receive this event"
+		if ev.TLP == gateway.TLPRed {
+			reason = "TLP:RED with no named person (red: true) reachable by e-mail"
+		}
+		if err := p.store.Hold(ctx, store.HeldItem{EventID: ev.ID, Version: ev.Version(), TLP: ev.TLP, Title: ev.Title, Reason: reason, HeldAt: received}); err != nil {
+			return 0, false, fmt.Errorf("hold %s: %w", ev.ID, err)
+		}
+		p.metrics.Held.Inc()
+		p.auditEvent(ctx, ev, "event.held", reason)
+	}
+	if ev.Kind == gateway.KindNotification {
+		p.metrics.Unowned.Add(float64(a.Unowned()))
+	}
+	var states []store.DeliveryState
+	if len(ds) > 0 {
+		if p.cfg.Routed != nil {
+			p.cfg.Routed(ev)
+		}
+		if err := p.outbox.Enqueue(ctx, ds...); err != nil {
+			return 0, false, fmt.Errorf("enqueue deliveries of %s: %w", ev.ID, err)
+		}
+		states = make([]store.DeliveryState, len(ds))
+		for i, d := range ds {
+			states[i] = store.DeliveryState{Delivery: d, State: store.StateQueued, Updated: received}
+		}
+		p.metrics.Routed.Add(float64(len(ds)))
+	}
+	// Only after the enqueue succeeded: a version marked routed is never
+	// routed again.
+	if err := p.store.MarkRouted(ctx, ev.ID, ev.Version(), states...); err != nil {
+		return 0, false, fmt.Errorf("mark %s routed: %w", ev.ID, err)
+	}
+	return len(ds), held, nil
+}
+
+// plan lists the push deliveries the policy allows and subscriptions want.
+func (p *Pipeline) plan(a *policy.Assessment, snap *registry.Snapshot, received time.Time) []gateway.Delivery {
+	ev := a.Event()
+	version := ev.Version()
+	var ds []gateway.Delivery
+	add := func(recipient string, ch gateway.Channel, target string, d policy.Decision) {
+		ds = append(ds, gateway.Delivery{
+			ID: gateway.DeliveryID(ev.ID, version, recipient, ch, target), EventID: ev.ID, Version: version,
+			Recipient: recipient, Channel: ch, Target: target, TLP: ev.TLP, Priority: ev.Priority,
+			Rule: d.Rule, Created: received,
+		})
+	}
+	for i := range snap.Constituents {
+		c := &snap.Constituents[i]
+		if ok, _ := policy.Subscribed(ev, c); !ok {
+			continue
+		}
+		if p.cfg.Push[gateway.ChannelWebhook] && len(c.Webhooks) > 0 {
+			if d := a.Decide(c, gateway.ChannelWebhook); d.Verdict == policy.Deliver {
+				for _, w := range c.Webhooks {
+					add(c.ID, gateway.ChannelWebhook, w.URL, d)
+				}
+			}
+		}
+		if p.cfg.Push[gateway.ChannelMISPPush] && c.MISPPush != nil {
+			if d := a.Decide(c, gateway.ChannelMISPPush); d.Verdict == policy.Deliver {
+				add(c.ID, gateway.ChannelMISPPush, c.MISPPush.URL, d)
+			}
+		}
+		if p.cfg.Push[gateway.ChannelEmail] {
+			for _, ct := range c.Contacts {
+				if d := a.DecideContact(c, ct); d.Verdict == policy.Deliver {
+					add(c.ID, gateway.ChannelEmail, ct.Email, d)
+				}
+			}
+		}
+	}
+	if p.cfg.Push[gateway.ChannelEmail] {
+		for _, l := range p.cfg.MailingLists {
+			if d := policy.DecideAudience(ev, l.Audience); d.Verdict == policy.Deliver {
+				add("list:"+l.Address, gateway.ChannelEmail, l.Address, d)
+			}
+		}
+	}
+	return ds
+}
+
+func (p *Pipeline) auditEvent(ctx context.Context, ev *gateway.Event, action, detail string) {
+	rec := audit.Record{Time: p.now().UTC(), Actor: "system", Action: action, EventID: ev.ID, Version: ev.Version(), TLP: ev.TLP, Rule: detail}
+	if err := p.audit.Append(ctx, rec); err != nil {
+		p.log.WarnContext(ctx, "audit append failed", "action", action, "event", ev.ID, "error", err)
+	}
+}
+
+// Recover re-routes versions that were stored but not routed (a crash between
+// the two). Run it at start-up and now and then.
+func (p *Pipeline) Recover(ctx context.Context, olderThan time.Duration) (int, error) {
+	refs, err := p.store.Unrouted(ctx, olderThan, 1000)
+	if err != nil {
+		return 0, fmt.Errorf("list unrouted: %w", err)
+	}
+	n := 0
+	for _, r := range refs {
+		ev, err := p.store.EventVersion(ctx, r.ID, r.Version)
+		if errors.Is(err, gateway.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return n, fmt.Errorf("load %s: %w", r.ID, err)
+		}
+		if _, _, err := p.Route(ctx, ev, p.now().UTC()); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// ErrRelease is returned when a release asks for something the policy never
+// allows, even on an analyst's word.
+var ErrRelease = errors.New("release not allowed")
+
+// Release sends a held event to the recipients an admin names, and records it.
+// TLP:RED goes only to named e-mail addresses; other levels may go to named
+// persons or to constituents (their webhooks and MISP push).
+func (p *Pipeline) Release(ctx context.Context, eventID, by string, to []gateway.Addressee) (store.HeldItem, int, error) {
+	h, err := p.store.Held(ctx, eventID)
+	if err != nil {
+		return store.HeldItem{}, 0, err
+	}
+	if len(to) == 0 {
+		return store.HeldItem{}, 0, fmt.Errorf("%w: recipients: name at least one recipient", ErrRelease)
+	}
+	ev, err := p.store.EventVersion(ctx, h.EventID, h.Version)
+	if err != nil {
+		return store.HeldItem{}, 0, fmt.Errorf("load held event: %w", err)
+	}
+	snap := p.reg.Current()
+	version := ev.Version()
+	now := p.now().UTC()
+	rule := "released by " + by
+	var ds []gateway.Delivery
+	for i, ad := range to {
+		switch {
+		case ad.Email != "":
+			if !p.cfg.Push[gateway.ChannelEmail] {
+				return store.HeldItem{}, 0, fmt.Errorf("%w: recipients[%d]: the e-mail channel is not configured", ErrRelease, i)
+			}
+			ds = append(ds, gateway.Delivery{ID: gateway.DeliveryID(ev.ID, version, "person:"+ad.Email, gateway.ChannelEmail, ad.Email),
+				EventID: ev.ID, Version: version, Recipient: "person:" + ad.Email, Channel: gateway.ChannelEmail, Target: ad.Email,
+				TLP: ev.TLP, Priority: ev.Priority, Rule: rule, Created: now})
+		case ad.Constituent != "":
+			if ev.TLP == gateway.TLPRed {
+				return store.HeldItem{}, 0, fmt.Errorf("%w: recipients[%d]: TLP:RED is released only to named persons by e-mail", ErrRelease, i)
+			}
+			c, ok := snap.Get(ad.Constituent)
+			if !ok {
+				return store.HeldItem{}, 0, fmt.Errorf("%w: recipients[%d].constituent: unknown constituent %q", ErrRelease, i, ad.Constituent)
+			}
+			for _, w := range c.Webhooks {
+				if p.cfg.Push[gateway.ChannelWebhook] {
+					ds = append(ds, gateway.Delivery{ID: gateway.DeliveryID(ev.ID, version, c.ID, gateway.ChannelWebhook, w.URL),
+						EventID: ev.ID, Version: version, Recipient: c.ID, Channel: gateway.ChannelWebhook, Target: w.URL,
+						TLP: ev.TLP, Priority: ev.Priority, Rule: rule, Created: now})
+				}
+			}
+			if c.MISPPush != nil && p.cfg.Push[gateway.ChannelMISPPush] {
+				ds = append(ds, gateway.Delivery{ID: gateway.DeliveryID(ev.ID, version, c.ID, gateway.ChannelMISPPush, c.MISPPush.URL),
+					EventID: ev.ID, Version: version, Recipient: c.ID, Channel: gateway.ChannelMISPPush, Target: c.MISPPush.URL,
+					TLP: ev.TLP, Priority: ev.Priority, Rule: rule, Created: now})
+			}
+		default:
+			return store.HeldItem{}, 0, fmt.Errorf("%w: recipients[%d]: needs email or constituent", ErrRelease, i)
+		}
+	}
+	if len(ds) == 0 {
+		return store.HeldItem{}, 0, fmt.Errorf("%w: recipients: none of them has a configured channel", ErrRelease)
+	}
+	if err := p.outbox.Enqueue(ctx, ds...); err != nil {
+		return store.HeldItem{}, 0, fmt.Errorf("enqueue release: %w", err)
+	}
+	released, err := p.store.Release(ctx, eventID, by, to)
+	if err != nil {
+		return store.HeldItem{}, 0, err
+	}
+	recs := make([]audit.Record, 0, len(ds))
+	for _, d := range ds {
+		recs = append(recs, audit.Record{Time: now, Actor: by, Action: "held.released", EventID: ev.ID, Version: version,
+			DeliveryID: d.ID, Recipient: d.Recipient, Channel: d.Channel, TLP: ev.TLP, Rule: rule})
+	}
+	if err := p.audit.Append(ctx, recs...); err != nil {
+		return released, len(ds), fmt.Errorf("audit release: %w", err)
+	}
+	return released, len(ds), nil
+}

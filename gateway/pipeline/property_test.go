@@ -1,0 +1,217 @@
+package pipeline
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/schakel/schakel/gateway"
+	"github.com/schakel/schakel/gateway/policy"
+	"github.com/schakel/schakel/gateway/registry"
+)
+
+// The TLP property test of ARCHITECTURE §10: random events × random
+// constituents × every channel. Routing (push) and the pull-view decisions
+// are checked against an oracle written from the §4 table alone, sharing no
+// code with the policy package.
+
+var sectors = []string{"health", "energy", "water", "finance"}
+
+func randConstituents(r *rand.Rand, n int) []gateway.Constituent {
+	cs := make([]gateway.Constituent, n)
+	for i := range cs {
+		id := fmt.Sprintf("c%02d", i)
+		c := gateway.Constituent{ID: id, Name: id}
+		if r.IntN(2) == 0 {
+			c.Sectors = []string{sectors[r.IntN(len(sectors))]}
+		}
+		// Each constituent owns 10.<i>.0.0/16, some also a nested /24 of another's.
+		c.Assets.Prefixes = []string{fmt.Sprintf("10.%d.0.0/16", i)}
+		if r.IntN(4) == 0 {
+			c.Assets.Prefixes = append(c.Assets.Prefixes, fmt.Sprintf("10.%d.7.0/24", r.IntN(n)))
+		}
+		for j := range 1 + r.IntN(2) {
+			c.Contacts = append(c.Contacts, gateway.Contact{Email: fmt.Sprintf("p%d@%s.example", j, id), Red: r.IntN(2) == 0})
+		}
+		if r.IntN(5) > 0 {
+			c.Webhooks = []gateway.Webhook{{URL: "https://" + id + ".example/hook", Secret: "whsec_AAAA"}}
+		}
+		if r.IntN(3) == 0 {
+			c.MISPPush = &gateway.MISPPush{URL: "https://misp." + id + ".example", Key: strings.Repeat("k", 40)}
+		}
+		cs[i] = c
+	}
+	return cs
+}
+
+func randEvent(r *rand.Rand, n int) *gateway.Event {
+	kinds := []gateway.Kind{gateway.KindAdvisory, gateway.KindIntel, gateway.KindNotification, gateway.KindIncident}
+	ev := &gateway.Event{ID: "e", Kind: kinds[r.IntN(len(kinds))], Title: "t", TLP: gateway.TLPs[r.IntN(len(gateway.TLPs))]}
+	ev.Modified = ev.Created
+	if r.IntN(2) == 0 {
+		ev.Sectors = []string{sectors[r.IntN(len(sectors))]}
+	}
+	for range r.IntN(3) {
+		if r.IntN(2) == 0 {
+			ev.Addressees = append(ev.Addressees, gateway.Addressee{Constituent: fmt.Sprintf("c%02d", r.IntN(n+1))})
+		} else {
+			ev.Addressees = append(ev.Addressees, gateway.Addressee{Email: fmt.Sprintf("p%d@c%02d.example", r.IntN(2), r.IntN(n))})
+		}
+	}
+	for range r.IntN(6) {
+		ev.Indicators = append(ev.Indicators, gateway.Indicator{Type: gateway.TypeIPv4,
+			Value: fmt.Sprintf("10.%d.%d.%d", r.IntN(n+2), []int{7, 9}[r.IntN(2)], 1+r.IntN(250))})
+	}
+	return ev
+}
+
+// oracleOwner says whether c owns the address, by the longest-prefix rule.
+func oracleOwns(cs []gateway.Constituent, c *gateway.Constituent, value string) bool {
+	a, err := netip.ParseAddr(value)
+	if err != nil {
+		return false
+	}
+	best := -1
+	var owners []string
+	for _, k := range cs {
+		for _, p := range k.Assets.Prefixes {
+			pf := netip.MustParsePrefix(p)
+			if !pf.Contains(a) {
+				continue
+			}
+			switch {
+			case pf.Bits() > best:
+				best, owners = pf.Bits(), []string{k.ID}
+			case pf.Bits() == best:
+				owners = append(owners, k.ID)
+			}
+		}
+	}
+	return slices.Contains(owners, c.ID)
+}
+
+func oracleAddressed(ev *gateway.Event, c *gateway.Constituent) bool {
+	for _, ad := range ev.Addressees {
+		if ad.Constituent == c.ID {
+			return true
+		}
+		for _, ct := range c.Contacts {
+			if ad.Email != "" && ad.Email == ct.Email {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// oracleAllows is ARCHITECTURE §4 for a constituent channel (target is the
+// contact e-mail for ChannelEmail).
+func oracleAllows(cs []gateway.Constituent, ev *gateway.Event, c *gateway.Constituent, ch gateway.Channel, target string) bool {
+	addressed := oracleAddressed(ev, c)
+	owner := false
+	for _, ind := range ev.Indicators {
+		owner = owner || oracleOwns(cs, c, ind.Value)
+	}
+	sector := false
+	for _, s := range ev.Sectors {
+		sector = sector || slices.Contains(c.Sectors, s)
+	}
+	if ev.Kind == gateway.KindNotification && !owner && !addressed {
+		return false
+	}
+	switch ev.TLP {
+	case gateway.TLPClear, gateway.TLPGreen:
+		return true
+	case gateway.TLPAmber:
+		return addressed || owner || sector
+	case gateway.TLPAmberStrict:
+		return addressed || owner
+	case gateway.TLPRed:
+		if ch != gateway.ChannelEmail {
+			return false
+		}
+		for _, ct := range c.Contacts {
+			if ct.Email == target && ct.Red {
+				for _, ad := range ev.Addressees {
+					if ad.Email == target {
+						return true
+					}
+				}
+			}
+		}
+	}
+	return false
+}
+
+func TestTLPProperty(t *testing.T) {
+	r := rand.New(rand.NewPCG(20261123, 1))
+	lists := []MailingList{{Address: "pub@lists.example", Audience: gateway.ChannelPublic}, {Address: "members@lists.example", Audience: gateway.ChannelCommunityList}}
+	p := &Pipeline{cfg: Config{
+		Push:         map[gateway.Channel]bool{gateway.ChannelWebhook: true, gateway.ChannelEmail: true, gateway.ChannelMISPPush: true},
+		MailingLists: lists,
+	}}
+	var delivered, denied int
+	for iter := range 3000 {
+		n := 2 + r.IntN(8)
+		cs := randConstituents(r, n)
+		snap, err := registry.Build(int64(iter), cs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := randEvent(r, n)
+		a := policy.Assess(ev, snap)
+		ds := p.plan(a, snap, ev.Created)
+		for _, d := range ds {
+			if strings.HasPrefix(d.Recipient, "list:") {
+				okPublic := ev.TLP == gateway.TLPClear
+				okCommunity := ev.TLP == gateway.TLPClear || ev.TLP == gateway.TLPGreen
+				if ev.Kind == gateway.KindNotification ||
+					(d.Target == "pub@lists.example" && !okPublic) || (d.Target == "members@lists.example" && !okCommunity) {
+					t.Fatalf("iter %d: %s %s sent to list %s", iter, ev.TLP, ev.Kind, d.Target)
+				}
+				continue
+			}
+			c, _ := snap.Get(d.Recipient)
+			if !oracleAllows(cs, ev, c, d.Channel, d.Target) {
+				t.Fatalf("iter %d: delivery exceeds §4: %s %s to %s over %s (%s); event %+v", iter, ev.TLP, ev.Kind, d.Recipient, d.Channel, d.Rule, ev)
+			}
+			if d.TLP != ev.TLP {
+				t.Fatalf("iter %d: delivery TLP %s for a %s event", iter, d.TLP, ev.TLP)
+			}
+			// The projection never carries an indicator the recipient may not see.
+			proj := a.Project(c)
+			for _, ind := range proj.Indicators {
+				if ev.Kind == gateway.KindNotification && !oracleOwns(cs, c, ind.Value) {
+					t.Fatalf("iter %d: notification indicator %s projected to non-owner %s", iter, ind.Value, c.ID)
+				}
+			}
+			delivered++
+		}
+		// Pull views: the decision for every constituent and pull channel.
+		for i := range cs {
+			c := &cs[i]
+			for _, ch := range []gateway.Channel{gateway.ChannelMISPPull, gateway.ChannelTAXII, gateway.ChannelFeed, gateway.ChannelWebhook, gateway.ChannelMISPPush} {
+				got := a.Decide(c, ch).Verdict == policy.Deliver
+				if got != oracleAllows(cs, ev, c, ch, "") {
+					t.Fatalf("iter %d: %s decision for %s over %s is %v; oracle disagrees; event %+v", iter, ev.TLP, c.ID, ch, got, ev)
+				}
+				if !got {
+					denied++
+				}
+			}
+		}
+		for _, ch := range []gateway.Channel{gateway.ChannelPublic, gateway.ChannelCommunityList} {
+			if policy.DecideAudience(ev, ch).Verdict == policy.Deliver {
+				if ev.Kind == gateway.KindNotification || ev.TLP.Rank() > gateway.TLPGreen.Rank() || (ch == gateway.ChannelPublic && ev.TLP != gateway.TLPClear) {
+					t.Fatalf("iter %d: %s %s allowed on %s", iter, ev.TLP, ev.Kind, ch)
+				}
+			}
+		}
+	}
+	if delivered < 1000 || denied < 1000 {
+		t.Fatalf("the generator is too narrow: %d deliveries, %d denials", delivered, denied)
+	}
+}
