@@ -30,6 +30,7 @@ import (
 	"github.com/schakel/schakel/gateway/pipeline"
 	"github.com/schakel/schakel/gateway/registry"
 	"github.com/schakel/schakel/gateway/store"
+	"github.com/schakel/schakel/gateway/views"
 )
 
 func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
@@ -67,6 +68,7 @@ type Gateway struct {
 	Outbox   *outbox.Outbox
 	Pipeline *pipeline.Pipeline
 	Registry *registry.Registry
+	Views    *views.Views
 	HTTP     *httpapi.Server
 
 	workers sync.WaitGroup
@@ -155,8 +157,9 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway,
 	g.Outbox = outbox.New(g.rdb, prefix, outbox.Options{
 		MaxAttempts: cfg.Channels.Webhook.MaxAttempts, Logger: log, OnOutcome: disp.OnOutcome,
 	})
+	g.Views = views.New(g.rdb, prefix, g.Store, reg)
 	push := map[gateway.Channel]bool{gateway.ChannelWebhook: true}
-	g.Pipeline = pipeline.New(g.Store, g.Outbox, g.Audit, reg, pipeline.Config{DefaultTLP: cfg.TLP.Default, Push: push, MailingLists: mls, Routed: disp.Prime}, m, log)
+	g.Pipeline = pipeline.New(g.Store, g.Outbox, g.Audit, reg, pipeline.Config{DefaultTLP: cfg.TLP.Default, Push: push, MailingLists: mls, Routed: disp.Prime, Views: g.Views}, m, log)
 
 	var sources []httpapi.SourceConfig
 	for _, s := range cfg.Sources {
@@ -178,6 +181,8 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway,
 			log.Error("webhook consumer stopped", "error", err)
 		}
 	})
+	g.spawn(func() { disp.Run(wctx) })
+	g.spawn(func() { g.reindexLoop(wctx) })
 	g.spawn(func() { reg.Watch(wctx, 2*time.Second) })
 	g.spawn(func() { g.recoverLoop(wctx) })
 	g.spawn(func() { g.queueDepthLoop(wctx, m) })
@@ -207,6 +212,41 @@ func (g *Gateway) recoverLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// reindexLoop rebuilds the pull-view index after registry changes (and once
+// at start-up), so views are complete again and reads take the fast path.
+func (g *Gateway) reindexLoop(ctx context.Context) {
+	changed := make(chan struct{}, 1)
+	g.Registry.OnChange(func(*registry.Snapshot) {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	})
+	changed <- struct{}{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+		// Let a burst of registry edits (an import) settle first.
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+		start := time.Now()
+		n, err := g.Views.Reindex(ctx, g.Store)
+		if err != nil && ctx.Err() == nil {
+			g.log.Warn("view reindex failed; views re-check every entry until it succeeds", "error", err)
+			continue
+		}
+		if n > 0 {
+			g.log.Info("view index rebuilt", "events", n, "took_ms", time.Since(start).Milliseconds())
 		}
 	}
 }

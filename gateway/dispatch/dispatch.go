@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -89,6 +90,9 @@ type Dispatcher struct {
 	metrics *metrics.Metrics
 	log     *slog.Logger
 
+	recs    chan record // grouped outcome writes, while Run runs
+	running atomic.Bool
+
 	mu    sync.Mutex
 	cache map[string]*cached // "id\x00version" → event and assessment
 }
@@ -98,15 +102,18 @@ type cached struct {
 	regVer  int64
 	assess  *policy.Assessment
 	touched time.Time
+	// pending counts the deliveries routing announced; the entry is dropped
+	// after the last, so the cache holds what is in flight, not history.
+	pending int
 }
 
 // New returns a Dispatcher.
 func New(o Options) *Dispatcher {
 	return &Dispatcher{rdb: o.Redis, events: o.Events, states: o.States, audit: o.Audit, reg: o.Reg, limiter: o.Limiter, limits: o.Limits,
-		lists: o.Lists, metrics: o.Metrics, log: o.Log, cache: make(map[string]*cached)}
+		lists: o.Lists, metrics: o.Metrics, log: o.Log, cache: make(map[string]*cached), recs: make(chan record, maxGroup)}
 }
 
-const cacheMax = 4096
+const cacheMax = 16384
 
 // assessment returns the event version and its policy assessment against the
 // current registry, cached because one event fans out to many deliveries.
@@ -114,6 +121,12 @@ func (d *Dispatcher) assessment(ctx context.Context, id, version string, snap *r
 	key := id + "\x00" + version
 	d.mu.Lock()
 	c := d.cache[key]
+	if c != nil && c.pending > 0 {
+		c.pending--
+		if c.pending == 0 {
+			delete(d.cache, key)
+		}
+	}
 	d.mu.Unlock()
 	if c != nil && c.regVer == snap.Version {
 		return c.assess, nil
@@ -129,10 +142,14 @@ func (d *Dispatcher) assessment(ctx context.Context, id, version string, snap *r
 	}
 	a := policy.Assess(ev, snap)
 	d.mu.Lock()
-	if len(d.cache) >= cacheMax {
-		d.evict()
+	if c != nil && c.pending > 0 {
+		c.regVer, c.assess = snap.Version, a
+	} else if c == nil {
+		if len(d.cache) >= cacheMax {
+			d.evict()
+		}
+		d.cache[key] = &cached{ev: ev, regVer: snap.Version, assess: a, touched: time.Now()}
 	}
-	d.cache[key] = &cached{ev: ev, regVer: snap.Version, assess: a, touched: time.Now()}
 	d.mu.Unlock()
 	return a, nil
 }
@@ -147,16 +164,18 @@ func (d *Dispatcher) evict() {
 	}
 }
 
-// Prime hands the dispatcher an event version routing just stored, so its
-// deliveries need not read it back from Redis.
-func (d *Dispatcher) Prime(ev *gateway.Event) {
+// Prime hands the dispatcher an event version routing just stored with the
+// number of deliveries it made, so they need not read it back from Redis.
+func (d *Dispatcher) Prime(ev *gateway.Event, deliveries int) {
 	key := ev.ID + "\x00" + ev.Version()
 	d.mu.Lock()
 	if len(d.cache) >= cacheMax {
 		d.evict()
 	}
-	if _, ok := d.cache[key]; !ok {
-		d.cache[key] = &cached{ev: ev, regVer: -1, touched: time.Now()}
+	if c, ok := d.cache[key]; ok {
+		c.pending += deliveries
+	} else {
+		d.cache[key] = &cached{ev: ev, regVer: -1, touched: time.Now(), pending: deliveries}
 	}
 	d.mu.Unlock()
 }
@@ -299,12 +318,7 @@ func (d *Dispatcher) OnOutcome(ctx context.Context, dl gateway.Delivery, o outbo
 	if !o.Next.IsZero() {
 		rec.Details = map[string]string{"next": o.Next.UTC().Format(time.RFC3339)}
 	}
-	pipe := d.rdb.Pipeline()
-	err := errors.Join(d.states.QueueDeliveryStates(ctx, pipe, st), d.audit.Queue(ctx, pipe, rec))
-	if err == nil {
-		_, err = pipe.Exec(ctx)
-	}
-	if err != nil {
+	if err := d.submit(ctx, st, rec); err != nil {
 		d.log.WarnContext(ctx, "delivery state or audit record not written", "delivery_id", dl.ID, "status", o.Status, "error", err)
 	}
 	d.metrics.Deliveries.WithLabelValues(string(dl.Channel), o.Status).Inc()

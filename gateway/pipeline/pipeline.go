@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/gateway/audit"
 	"github.com/schakel/schakel/gateway/metrics"
@@ -28,7 +30,8 @@ type Store interface {
 	PutEvent(ctx context.Context, ev *gateway.Event, received time.Time) (store.PutResult, error)
 	EventVersion(ctx context.Context, id, version string) (*gateway.Event, error)
 	Routed(ctx context.Context, id, version string) (bool, error)
-	MarkRouted(ctx context.Context, id, version string, states ...store.DeliveryState) error
+	MarkRouted(ctx context.Context, id, version string, also ...func(redis.Pipeliner) error) error
+	QueueDeliveryStates(ctx context.Context, pipe redis.Pipeliner, states ...store.DeliveryState) error
 	Unrouted(ctx context.Context, olderThan time.Duration, limit int) ([]store.VersionRef, error)
 	Hold(ctx context.Context, h store.HeldItem) error
 	Held(ctx context.Context, eventID string) (store.HeldItem, error)
@@ -38,6 +41,11 @@ type Store interface {
 // Outbox is where deliveries wait for their channel.
 type Outbox interface {
 	Enqueue(ctx context.Context, ds ...gateway.Delivery) error
+}
+
+// Indexer records who may see an event version in the pull views.
+type Indexer interface {
+	Index(ctx context.Context, a *policy.Assessment, snap *registry.Snapshot, added time.Time, update bool) (func(redis.Pipeliner) error, error)
 }
 
 // Auditor records what happened.
@@ -60,7 +68,9 @@ type Config struct {
 	MailingLists []MailingList
 	// Routed, when set, sees every routed event version, so the in-process
 	// dispatcher can keep it instead of reading it back from Redis.
-	Routed func(ev *gateway.Event)
+	Routed func(ev *gateway.Event, deliveries int)
+	// Views, when set, indexes every routed version for the pull views.
+	Views Indexer
 }
 
 // Source identifies who sent an event, as authenticated by the caller.
@@ -148,7 +158,7 @@ func (p *Pipeline) Ingest(ctx context.Context, src Source, ev *gateway.Event) (R
 		out.Status = StatusAccepted
 		p.metrics.Ingested.WithLabelValues(src.Name, StatusAccepted).Inc()
 	}
-	n, held, err := p.Route(ctx, ev, received)
+	n, held, err := p.Route(ctx, ev, received, res != store.Created)
 	if err != nil {
 		return Result{}, err
 	}
@@ -233,7 +243,8 @@ func UUIDv5(ns [16]byte, name string) string {
 
 // Route creates the deliveries for one stored event version, or holds it
 // when the policy lets nobody receive it, then marks the version routed.
-func (p *Pipeline) Route(ctx context.Context, ev *gateway.Event, received time.Time) (int, bool, error) {
+// update says an older version may exist (its view entries are replaced).
+func (p *Pipeline) Route(ctx context.Context, ev *gateway.Event, received time.Time, update bool) (int, bool, error) {
 	snap := p.reg.Current()
 	a := policy.Assess(ev, snap)
 	ds := p.plan(a, snap, received)
@@ -256,7 +267,7 @@ func (p *Pipeline) Route(ctx context.Context, ev *gateway.Event, received time.T
 	var states []store.DeliveryState
 	if len(ds) > 0 {
 		if p.cfg.Routed != nil {
-			p.cfg.Routed(ev)
+			p.cfg.Routed(ev, len(ds))
 		}
 		if err := p.outbox.Enqueue(ctx, ds...); err != nil {
 			return 0, false, fmt.Errorf("enqueue deliveries of %s: %w", ev.ID, err)
@@ -267,9 +278,19 @@ func (p *Pipeline) Route(ctx context.Context, ev *gateway.Event, received time.T
 		}
 		p.metrics.Routed.Add(float64(len(ds)))
 	}
+	also := []func(redis.Pipeliner) error{func(pipe redis.Pipeliner) error {
+		return p.store.QueueDeliveryStates(ctx, pipe, states...)
+	}}
+	if p.cfg.Views != nil {
+		index, err := p.cfg.Views.Index(ctx, a, snap, received, update)
+		if err != nil {
+			return 0, false, err
+		}
+		also = append(also, index)
+	}
 	// Only after the enqueue succeeded: a version marked routed is never
 	// routed again.
-	if err := p.store.MarkRouted(ctx, ev.ID, ev.Version(), states...); err != nil {
+	if err := p.store.MarkRouted(ctx, ev.ID, ev.Version(), also...); err != nil {
 		return 0, false, fmt.Errorf("mark %s routed: %w", ev.ID, err)
 	}
 	return len(ds), held, nil
@@ -345,7 +366,7 @@ func (p *Pipeline) Recover(ctx context.Context, olderThan time.Duration) (int, e
 		if err != nil {
 			return n, fmt.Errorf("load %s: %w", r.ID, err)
 		}
-		if _, _, err := p.Route(ctx, ev, p.now().UTC()); err != nil {
+		if _, _, err := p.Route(ctx, ev, p.now().UTC(), true); err != nil {
 			return n, err
 		}
 		n++

@@ -221,3 +221,24 @@ func (s *Store) summaries(ctx context.Context, ids []string) ([]*Summary, error)
 	}
 	return out, nil
 }
+
+// EachEventID calls fn for every stored event id, oldest first, reading the
+// index in pages (for maintenance jobs such as a view reindex, never for
+// requests).
+func (s *Store) EachEventID(ctx context.Context, fn func(id string) error) error {
+	const page = 1000
+	for start := int64(0); ; start += page {
+		ids, err := s.rdb.ZRange(ctx, s.key("events"), start, start+page-1).Result()
+		if err != nil {
+			return fmt.Errorf("read event index: %w", err)
+		}
+		for _, id := range ids {
+			if err := fn(id); err != nil {
+				return err
+			}
+		}
+		if len(ids) < page {
+			return nil
+		}
+	}
+}

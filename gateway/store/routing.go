@@ -26,14 +26,18 @@ return 1
 
 // MarkRouted records that the deliveries of a version are enqueued, so the
 // version is no longer offered by Unrouted.
-func (s *Store) MarkRouted(ctx context.Context, id, version string, states ...DeliveryState) error {
-	// The enqueue already happened, so the order of the steps does not
-	// matter and they share one round trip: the routed mark, the routing
-	// queue entry and the new deliveries' states. Eval (not EvalSha) because
-	// a pipeline cannot fall back on NOSCRIPT; the script is short.
+//
+// also adds further writes to the same round trip (the new deliveries'
+// states, the pull-view index): the enqueue already happened, so the order
+// of these steps does not matter.
+func (s *Store) MarkRouted(ctx context.Context, id, version string, also ...func(redis.Pipeliner) error) error {
+	// Eval (not EvalSha) because a pipeline cannot fall back on NOSCRIPT;
+	// the script is short.
 	pipe := s.rdb.Pipeline()
-	if err := s.QueueDeliveryStates(ctx, pipe, states...); err != nil {
-		return err
+	for _, f := range also {
+		if err := f(pipe); err != nil {
+			return err
+		}
 	}
 	mark := markRoutedScript.Eval(ctx, pipe,
 		[]string{s.eventKey(id, "cur"), s.eventKey(id, "routed"), s.eventKey(id, "v", version)}, version)
