@@ -81,6 +81,7 @@ sources:
   - {name: partner-hook, type: webhook, secret_file: hook.secret, format: canonical}
 channels:
   webhook: {timeout: 2s, max_attempts: 4}
+outbox: {reclaim_idle: 3s, base_backoff: 200ms}
 constituents_file: constituents.yaml
 `, listen, redisURL, prefix))
 }
@@ -92,6 +93,16 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	h.a = webhooktest.New(t, "")
 	h.b = webhooktest.New(t, "")
 	path := harnessConfig(t, h.dir, r.URL, r.Prefix, "127.0.0.1:0", h.a, h.b, o)
+	g := startFromConfig(t, path)
+	g.a, g.b, g.dir, g.redis = h.a, h.b, h.dir, r
+	return g
+}
+
+// startFromConfig runs a gateway in-process from a configuration file and
+// issues a key for the partner-api source.
+func startFromConfig(t *testing.T, path string) *harness {
+	t.Helper()
+	h := &harness{t: t}
 	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatalf("config: %v", err)

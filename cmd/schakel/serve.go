@@ -156,6 +156,8 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway,
 	})
 	g.Outbox = outbox.New(g.rdb, prefix, outbox.Options{
 		MaxAttempts: cfg.Channels.Webhook.MaxAttempts, Logger: log, OnOutcome: disp.OnOutcome,
+		ReclaimIdle: cfg.Outbox.ReclaimIdle.Duration, BaseBackoff: cfg.Outbox.BaseBackoff.Duration,
+		MaxBackoff: cfg.Outbox.MaxBackoff.Duration,
 	})
 	g.Views = views.New(g.rdb, prefix, g.Store, reg)
 	push := map[gateway.Channel]bool{gateway.ChannelWebhook: true}
@@ -177,7 +179,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway,
 	g.stop = stop
 	sender := webhook.NewSender(webhook.SenderOptions{Timeout: cfg.Channels.Webhook.Timeout.Duration, UserAgent: "Schakel/" + version})
 	g.spawn(func() {
-		if err := g.Outbox.Run(wctx, gateway.ChannelWebhook, 64, disp.Handler(gateway.ChannelWebhook, webhook.NewSink(sender))); err != nil && !errors.Is(err, context.Canceled) {
+		if err := g.Outbox.Run(wctx, gateway.ChannelWebhook, cfg.Outbox.Workers, disp.Handler(gateway.ChannelWebhook, webhook.NewSink(sender))); err != nil && !errors.Is(err, context.Canceled) {
 			log.Error("webhook consumer stopped", "error", err)
 		}
 	})

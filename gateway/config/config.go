@@ -48,6 +48,7 @@ type Config struct {
 	HTTP             HTTP          `json:"http" yaml:"http"`
 	Sources          []Source      `json:"sources" yaml:"sources"`
 	Channels         Channels      `json:"channels" yaml:"channels"`
+	Outbox           Outbox        `json:"outbox" yaml:"outbox"`
 	MailingLists     []MailingList `json:"mailing_lists" yaml:"mailing_lists"`
 	ConstituentsFile string        `json:"constituents_file" yaml:"constituents_file"`
 	ShutdownTimeout  Duration      `json:"shutdown_timeout" yaml:"shutdown_timeout"`
@@ -132,6 +133,17 @@ type EmailChannel struct {
 type WebhookChannel struct {
 	Timeout     Duration `json:"timeout" yaml:"timeout"`
 	MaxAttempts int      `json:"max_attempts" yaml:"max_attempts"`
+}
+
+// Outbox tunes the delivery queue.
+type Outbox struct {
+	// ReclaimIdle is how long a delivery may sit with a consumer that
+	// stopped answering before another replica takes it over; keep it above
+	// the slowest channel's timeout.
+	ReclaimIdle Duration `json:"reclaim_idle" yaml:"reclaim_idle"`
+	BaseBackoff Duration `json:"base_backoff" yaml:"base_backoff"`
+	MaxBackoff  Duration `json:"max_backoff" yaml:"max_backoff"`
+	Workers     int      `json:"workers" yaml:"workers"` // concurrent deliveries per channel and replica
 }
 
 // MailingList is a list address and who may read it: "public" or "community".
@@ -317,6 +329,10 @@ func applyDefaults(c *Config) {
 	setDefault(&c.HTTP.BodyLimit, DefaultBodyLimit)
 	setDefault(&c.Channels.Webhook.Timeout.Duration, DefaultWebhookTimeout)
 	setDefault(&c.Channels.Webhook.MaxAttempts, DefaultMaxAttempts)
+	setDefault(&c.Outbox.ReclaimIdle.Duration, 30*time.Second)
+	setDefault(&c.Outbox.BaseBackoff.Duration, time.Second)
+	setDefault(&c.Outbox.MaxBackoff.Duration, time.Hour)
+	setDefault(&c.Outbox.Workers, 64)
 	setDefault(&c.ShutdownTimeout.Duration, DefaultShutdownTimeout)
 	// Labels were validated by the schema; ParseTLP only canonicalises them.
 	if t, _, err := gateway.ParseTLP(string(c.TLP.Default)); err == nil {
