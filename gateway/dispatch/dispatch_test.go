@@ -1,0 +1,111 @@
+package dispatch_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/schakel/schakel/gateway"
+	"github.com/schakel/schakel/gateway/audit"
+	"github.com/schakel/schakel/gateway/dispatch"
+	"github.com/schakel/schakel/gateway/limit"
+	"github.com/schakel/schakel/gateway/metrics"
+	"github.com/schakel/schakel/gateway/redistest"
+	"github.com/schakel/schakel/gateway/registry"
+	"github.com/schakel/schakel/gateway/store"
+)
+
+// sink records what it was asked to deliver.
+type sink struct{ got []*gateway.Event }
+
+func (s *sink) Deliver(_ context.Context, _ gateway.Delivery, _ *gateway.Constituent, ev *gateway.Event, _ string) error {
+	s.got = append(s.got, ev)
+	return nil
+}
+
+func setup(t *testing.T, limitA int) (*store.Store, *registry.Registry, *dispatch.Dispatcher) {
+	t.Helper()
+	r := redistest.New(t)
+	ctx := context.Background()
+	st := store.New(r.Client, r.Prefix)
+	if err := st.PutConstituents(ctx, []gateway.Constituent{
+		{ID: "a", Name: "A", Assets: gateway.Assets{Prefixes: []string{"192.0.2.0/24"}}, Limits: gateway.Limits{WebhookPerMinute: limitA}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	reg, err := registry.New(ctx, st, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := dispatch.New(dispatch.Options{Redis: r.Client, Events: st, States: st, Audit: audit.New(r.Client, r.Prefix), Reg: reg,
+		Limiter: limit.New(r.Client, r.Prefix), Limits: dispatch.Limits{WebhookPerMinute: 600},
+		Metrics: metrics.New(prometheus.NewRegistry()), Log: log})
+	return st, reg, d
+}
+
+func notification(t *testing.T, st *store.Store, id string, prio gateway.Priority) gateway.Delivery {
+	t.Helper()
+	now := time.Now().UTC()
+	ev := &gateway.Event{ID: id, Kind: gateway.KindNotification, Title: "n", TLP: gateway.TLPAmber, Priority: prio,
+		Source: gateway.SourceRef{Name: "s"}, Created: now, Modified: now,
+		Indicators: []gateway.Indicator{{Type: gateway.TypeIPv4, Value: "192.0.2.10"}, {Type: gateway.TypeIPv4, Value: "203.0.113.9"}}}
+	if _, err := st.PutEvent(context.Background(), ev, now); err != nil {
+		t.Fatal(err)
+	}
+	return gateway.Delivery{ID: "d-" + id, EventID: id, Version: ev.Version(), Recipient: "a", Channel: gateway.ChannelWebhook,
+		Target: "https://a.example/hook", TLP: ev.TLP, Rule: "test", Attempt: 1}
+}
+
+func TestSendTimePolicyRecheck(t *testing.T) {
+	st, reg, d := setup(t, 0)
+	ctx := context.Background()
+	dl := notification(t, st, "n1", gateway.PriorityNormal)
+	s := &sink{}
+	h := d.Handler(gateway.ChannelWebhook, s)
+	if res := h(ctx, dl); res.Status() != "delivered" {
+		t.Fatalf("first delivery: %s %v", res.Status(), res.Err())
+	}
+	if len(s.got) != 1 || len(s.got[0].Indicators) != 1 || s.got[0].Indicators[0].Value != "192.0.2.10" {
+		t.Fatalf("projection: %+v", s.got)
+	}
+	// A no longer owns the prefix: a redelivery must not go out.
+	if _, err := st.PutConstituent(ctx, gateway.Constituent{ID: "a", Name: "A"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if res := h(ctx, dl); res.Status() != "dead" {
+		t.Fatalf("after the registry change: %s, want dead (permanent)", res.Status())
+	}
+	if len(s.got) != 1 {
+		t.Fatal("the sink was called although the policy now denies")
+	}
+}
+
+func TestLimitDefersAndCriticalBypasses(t *testing.T) {
+	st, _, d := setup(t, 2)
+	ctx := context.Background()
+	s := &sink{}
+	h := d.Handler(gateway.ChannelWebhook, s)
+	for i, id := range []string{"x1", "x2"} {
+		if res := h(ctx, notification(t, st, id, gateway.PriorityNormal)); res.Status() != "delivered" {
+			t.Fatalf("delivery %d: %s", i, res.Status())
+		}
+	}
+	res := h(ctx, notification(t, st, "x3", gateway.PriorityNormal))
+	if res.Status() != "deferred" || res.Until().Before(time.Now()) {
+		t.Fatalf("over the limit: %s until %v", res.Status(), res.Until())
+	}
+	if res := h(ctx, notification(t, st, "x4", gateway.PriorityCritical)); res.Status() != "delivered" {
+		t.Fatalf("critical over the limit: %s", res.Status())
+	}
+	if len(s.got) != 3 {
+		t.Fatalf("sink got %d", len(s.got))
+	}
+}
