@@ -18,7 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/schakel/schakel/connectors/webhook"
 	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/gateway/audit"
 	"github.com/schakel/schakel/gateway/config"
@@ -70,6 +69,8 @@ type Gateway struct {
 	Registry *registry.Registry
 	Views    *views.Views
 	HTTP     *httpapi.Server
+	Metrics  *metrics.Metrics
+	Limiter  *limit.Limiter
 
 	workers sync.WaitGroup
 	stop    context.CancelFunc
@@ -160,7 +161,24 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway,
 		MaxBackoff: cfg.Outbox.MaxBackoff.Duration,
 	})
 	g.Views = views.New(g.rdb, prefix, g.Store, reg)
-	push := map[gateway.Channel]bool{gateway.ChannelWebhook: true}
+	g.Metrics, g.Limiter = m, limiter
+
+	// Connectors declare their channels, parsers, routes and workers.
+	w := &wiring{sinks: map[gateway.Channel]dispatch.Sink{}, parsers: map[string]httpapi.Parser{}}
+	for _, setup := range connectors {
+		if err := setup(ctx, g, cfg, w); err != nil {
+			g.Close()
+			return nil, err
+		}
+	}
+	if err := w.unclaimed(cfg); err != nil {
+		g.Close()
+		return nil, err
+	}
+	push := map[gateway.Channel]bool{}
+	for ch := range w.sinks {
+		push[ch] = true
+	}
 	g.Pipeline = pipeline.New(g.Store, g.Outbox, g.Audit, reg, pipeline.Config{DefaultTLP: cfg.TLP.Default, Push: push, MailingLists: mls, Routed: disp.Prime, Views: g.Views}, m, log)
 
 	var sources []httpapi.SourceConfig
@@ -170,19 +188,27 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway,
 	g.HTTP = httpapi.New(httpapi.Options{
 		Redis: g.rdb, Store: g.Store, Audit: g.Audit, Outbox: g.Outbox, Pipeline: g.Pipeline, Registry: reg,
 		Limiter: limiter, Metrics: m, Gatherer: promReg, Log: log, AdminKeys: cfg.Admin.Keys, Sources: sources,
-		IngestPerMinute: cfg.Limits.IngestPerMinute, BodyLimit: cfg.HTTP.BodyLimit, ReadTimeout: cfg.HTTP.ReadTimeout.Duration,
+		Parsers: w.parsers, IngestPerMinute: cfg.Limits.IngestPerMinute, BodyLimit: cfg.HTTP.BodyLimit, ReadTimeout: cfg.HTTP.ReadTimeout.Duration,
 	})
+	for _, mount := range w.mounts {
+		g.HTTP.Mount(mount)
+	}
 
 	// Background work runs until Close, not until the caller's ctx, so a
 	// signal first stops the listener and then lets deliveries finish.
 	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	g.stop = stop
-	sender := webhook.NewSender(webhook.SenderOptions{Timeout: cfg.Channels.Webhook.Timeout.Duration, UserAgent: "Schakel/" + version})
-	g.spawn(func() {
-		if err := g.Outbox.Run(wctx, gateway.ChannelWebhook, cfg.Outbox.Workers, disp.Handler(gateway.ChannelWebhook, webhook.NewSink(sender))); err != nil && !errors.Is(err, context.Canceled) {
-			log.Error("webhook consumer stopped", "error", err)
-		}
-	})
+	for ch, sink := range w.sinks {
+		h := disp.Handler(ch, sink)
+		g.spawn(func() {
+			if err := g.Outbox.Run(wctx, ch, cfg.Outbox.Workers, h); err != nil && !errors.Is(err, context.Canceled) {
+				log.Error("delivery consumer stopped", "channel", ch, "error", err)
+			}
+		})
+	}
+	for _, run := range w.workers {
+		g.spawn(func() { run(wctx) })
+	}
 	g.spawn(func() { disp.Run(wctx) })
 	g.spawn(func() { g.reindexLoop(wctx) })
 	g.spawn(func() { reg.Watch(wctx, 2*time.Second) })
