@@ -139,6 +139,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway,
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(promReg)
 	limiter := limit.New(g.rdb, prefix)
+	leasing := limit.NewLeasing(limiter)
 
 	lists := map[string]gateway.Channel{}
 	var mls []pipeline.MailingList
@@ -151,7 +152,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway,
 		mls = append(mls, pipeline.MailingList{Address: l.Address, Audience: ch})
 	}
 	disp := dispatch.New(dispatch.Options{
-		Redis: g.rdb, Events: g.Store, States: g.Store, Audit: g.Audit, Reg: reg, Limiter: limiter,
+		Redis: g.rdb, Events: g.Store, States: g.Store, Audit: g.Audit, Reg: reg, Limiter: leasing,
 		Limits: dispatch.Limits{WebhookPerMinute: cfg.Limits.WebhookPerMinute, EmailPerHour: cfg.Limits.EmailPerHour, MISPPushPerMinute: cfg.Limits.MISPPushPerMinute},
 		Lists:  lists, Metrics: m, Log: log,
 	})
@@ -187,7 +188,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway,
 	}
 	g.HTTP = httpapi.New(httpapi.Options{
 		Redis: g.rdb, Store: g.Store, Audit: g.Audit, Outbox: g.Outbox, Pipeline: g.Pipeline, Registry: reg,
-		Limiter: limiter, Metrics: m, Gatherer: promReg, Log: log, AdminKeys: cfg.Admin.Keys, Sources: sources,
+		Limiter: leasing, Metrics: m, Gatherer: promReg, Log: log, AdminKeys: cfg.Admin.Keys, Sources: sources,
 		Parsers: w.parsers, IngestPerMinute: cfg.Limits.IngestPerMinute, BodyLimit: cfg.HTTP.BodyLimit, ReadTimeout: cfg.HTTP.ReadTimeout.Duration,
 	})
 	for _, mount := range w.mounts {

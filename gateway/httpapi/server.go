@@ -39,6 +39,11 @@ type SourceConfig struct {
 	Secret     string // webhook signing secret (whsec_…)
 }
 
+// Limiter is the per-key ingest limiter.
+type Limiter interface {
+	Allow(ctx context.Context, key string, lim limit.Limit) (limit.Decision, error)
+}
+
 // Parser maps a non-canonical webhook body to canonical events.
 type Parser func(body []byte) ([]*gateway.Event, error)
 
@@ -50,7 +55,7 @@ type Options struct {
 	Outbox           *outbox.Outbox
 	Pipeline         *pipeline.Pipeline
 	Registry         *registry.Registry
-	Limiter          *limit.Limiter
+	Limiter          Limiter
 	Metrics          *metrics.Metrics
 	Gatherer         prometheus.Gatherer
 	Log              *slog.Logger
