@@ -1,0 +1,90 @@
+package stix
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/schakel/schakel/gateway"
+	"github.com/schakel/schakel/gateway/normalize"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// golden is what a golden file records: the events as Schakel stores them
+// (after normalize.Event), the mapper's FieldErrors and, per event, what
+// normalisation rejected.
+type golden struct {
+	Events   []*gateway.Event                `json:"events"`
+	Errors   []gateway.FieldError            `json:"errors,omitempty"`
+	Rejected map[string][]gateway.FieldError `json:"rejected,omitempty"`
+}
+
+func decodeGolden(t *testing.T, data []byte) golden {
+	t.Helper()
+	events, errs, err := Decode(data)
+	if err != nil {
+		t.Fatalf("Decode: %v", err)
+	}
+	g := golden{Events: events, Errors: errs}
+	if g.Events == nil {
+		g.Events = []*gateway.Event{}
+	}
+	for i, ev := range events {
+		if rej := normalize.Event(ev); len(rej) > 0 {
+			if g.Rejected == nil {
+				g.Rejected = map[string][]gateway.FieldError{}
+			}
+			g.Rejected[strconv.Itoa(i)] = rej
+		}
+	}
+	return g
+}
+
+func TestGolden(t *testing.T) {
+	inputs, err := filepath.Glob("testdata/golden/*.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, in := range inputs {
+		if strings.HasSuffix(in, ".golden.json") {
+			continue
+		}
+		n++
+		name := strings.TrimSuffix(filepath.Base(in), ".json")
+		t.Run(name, func(t *testing.T) {
+			data, err := os.ReadFile(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := json.MarshalIndent(decodeGolden(t, data), "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, '\n')
+			path := strings.TrimSuffix(in, ".json") + ".golden.json"
+			if *update {
+				if err := os.WriteFile(path, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test -update to create it)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("output differs from %s (go test -update rewrites it):\n%s", path, got)
+			}
+		})
+	}
+	if n < 10 {
+		t.Fatalf("found %d golden inputs, want at least 10", n)
+	}
+}
