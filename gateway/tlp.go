@@ -47,8 +47,15 @@ func (t TLP) Label() string { return "TLP:" + string(t) }
 func (t TLP) MachineTag() string { return "tlp:" + strings.ToLower(string(t)) }
 
 // Stricter returns the stricter of a and b; an invalid label wins, so a
-// conflict never loosens.
+// conflict never loosens. An empty label means "not labelled" and yields the
+// other.
 func Stricter(a, b TLP) TLP {
+	if a == "" {
+		return b
+	}
+	if b == "" {
+		return a
+	}
 	if b.Rank() > a.Rank() {
 		return b
 	}

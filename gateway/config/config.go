@@ -41,6 +41,7 @@ const (
 type Config struct {
 	Listen           string        `json:"listen" yaml:"listen"`
 	PublicURL        string        `json:"public_url" yaml:"public_url"`
+	MISP             MISP          `json:"misp" yaml:"misp"`
 	Redis            Redis         `json:"redis" yaml:"redis"`
 	Admin            Admin         `json:"admin" yaml:"admin"`
 	TLP              TLPConfig     `json:"tlp" yaml:"tlp"`
@@ -52,6 +53,13 @@ type Config struct {
 	MailingLists     []MailingList `json:"mailing_lists" yaml:"mailing_lists"`
 	ConstituentsFile string        `json:"constituents_file" yaml:"constituents_file"`
 	ShutdownTimeout  Duration      `json:"shutdown_timeout" yaml:"shutdown_timeout"`
+}
+
+// MISP is Schakel's identity towards MISP (the Orgc of what it serves and
+// pushes); empty fields take defaults derived from PublicURL.
+type MISP struct {
+	OrgName string `json:"org_name" yaml:"org_name"`
+	OrgUUID string `json:"org_uuid" yaml:"org_uuid"`
 }
 
 // Redis says where state lives; an empty URL means the embedded server.
@@ -111,6 +119,11 @@ type Source struct {
 	Listen       string      `json:"listen" yaml:"listen"`
 	Recipients   []string    `json:"recipients" yaml:"recipients"`
 	Tags         []string    `json:"tags" yaml:"tags"`
+
+	// Columns maps canonical CSV fields (ip, port, asn, timestamp, hostname,
+	// tag, severity, report_type) to a feed's headers; "a|b" lists
+	// alternatives. With profile shadowserver it overrides single columns.
+	Columns map[string]string `json:"columns" yaml:"columns"`
 }
 
 // Channels configures the outbound channels.

@@ -6,7 +6,6 @@ package pipeline
 
 import (
 	"context"
-	"crypto/sha1"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -226,19 +225,7 @@ func derivedID(ev *gateway.Event) string {
 		}{ev.Title, ev.Description, ev.Indicators})
 		name = ev.Source.Name + "\x00content\x00" + string(body)
 	}
-	return UUIDv5(namespace, name)
-}
-
-// UUIDv5 implements RFC 9562 §5.5.
-func UUIDv5(ns [16]byte, name string) string {
-	h := sha1.New()
-	h.Write(ns[:])
-	h.Write([]byte(name))
-	var u [16]byte
-	copy(u[:], h.Sum(nil))
-	u[6] = (u[6] & 0x0f) | 0x50
-	u[8] = (u[8] & 0x3f) | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
+	return gateway.UUIDv5(namespace, name)
 }
 
 // Route creates the deliveries for one stored event version, or holds it

@@ -1,11 +1,11 @@
 package stix
 
 import (
-	"crypto/sha1"
-	"encoding/hex"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/schakel/schakel/gateway"
 )
 
 // scoNamespace is the UUIDv5 namespace STIX 2.1 §2.9 prescribes for
@@ -25,43 +25,9 @@ func mustUUID(s string) [16]byte {
 	return u
 }
 
-// parseUUID reads the canonical 8-4-4-4-12 hex form, any case.
-func parseUUID(s string) (u [16]byte, ok bool) {
-	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
-		return u, false
-	}
-	h := s[0:8] + s[9:13] + s[14:18] + s[19:23] + s[24:36]
-	if _, err := hex.Decode(u[:], []byte(h)); err != nil {
-		return u, false
-	}
-	return u, true
-}
+func parseUUID(s string) ([16]byte, bool) { return gateway.ParseUUID(s) }
 
-func formatUUID(u [16]byte) string {
-	var b [36]byte
-	hex.Encode(b[0:8], u[0:4])
-	b[8] = '-'
-	hex.Encode(b[9:13], u[4:6])
-	b[13] = '-'
-	hex.Encode(b[14:18], u[6:8])
-	b[18] = '-'
-	hex.Encode(b[19:23], u[8:10])
-	b[23] = '-'
-	hex.Encode(b[24:36], u[10:16])
-	return string(b[:])
-}
-
-// uuidV5 implements RFC 9562 §5.5 (SHA-1, name-based).
-func uuidV5(ns [16]byte, name string) string {
-	h := sha1.New()
-	h.Write(ns[:])
-	h.Write([]byte(name))
-	var u [16]byte
-	copy(u[:], h.Sum(nil))
-	u[6] = u[6]&0x0f | 0x50
-	u[8] = u[8]&0x3f | 0x80
-	return formatUUID(u)
-}
+func uuidV5(ns [16]byte, name string) string { return gateway.UUIDv5(ns, name) }
 
 // stixUUID reports whether s is a UUID the STIX identifier schema accepts:
 // version 1–5 and the RFC 4122 variant.
