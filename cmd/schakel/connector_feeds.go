@@ -2,10 +2,56 @@ package main
 
 import (
 	"context"
+	"fmt"
 
+	"github.com/schakel/schakel/connectors/csaf"
+	"github.com/schakel/schakel/connectors/csv"
+	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/gateway/config"
+	"github.com/schakel/schakel/gateway/pipeline"
+	"github.com/schakel/schakel/gateway/policy"
 )
 
-// setupFeeds wires CSAF providers and CSV feeds (issue 6).
-// Not built yet: the wiring point is here so the connector lands in its own file.
-func setupFeeds(_ context.Context, _ *Gateway, _ *config.Config, _ *wiring) error { return nil }
+// setupFeeds wires the CSAF provider sources and the CSV feed sources
+// (issue 6): each configured source is checked now, so a bad url, path or
+// column map stops start-up, and polled by a worker once the gateway runs.
+func setupFeeds(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) error {
+	in := gatewayIngester{g}
+	for i, s := range cfg.Sources {
+		switch s.Type {
+		case "csaf":
+			src, err := csaf.NewSource(csaf.Options{
+				Name: s.Name, URL: s.URL, DefaultTLP: s.DefaultTLP, Interval: s.Interval.Duration,
+				UserAgent: "Schakel/" + version, Log: g.log, Metrics: g.Metrics,
+			}, in, g.Store, g.Audit)
+			if err != nil {
+				return fmt.Errorf("sources[%d] (%s): %w", i, s.Name, err)
+			}
+			w.workers = append(w.workers, src.Run)
+			w.claim(s.Name)
+		case "csv":
+			profile, err := csv.ProfileFor(s.Profile, s.Columns)
+			if err != nil {
+				return fmt.Errorf("sources[%d] (%s): %w", i, s.Name, err)
+			}
+			src, err := csv.NewSource(csv.Options{
+				Name: s.Name, Path: s.Path, URL: s.URL, Profile: profile, DefaultTLP: s.DefaultTLP,
+				Interval: s.Interval.Duration, UserAgent: "Schakel/" + version, Log: g.log, Metrics: g.Metrics,
+			}, in, g.Store, g.Audit, func() policy.Owners { return g.Registry.Current() })
+			if err != nil {
+				return fmt.Errorf("sources[%d] (%s): %w", i, s.Name, err)
+			}
+			w.workers = append(w.workers, src.Run)
+			w.claim(s.Name)
+		}
+	}
+	return nil
+}
+
+// gatewayIngester hands events to g.Pipeline, which start creates after
+// the connectors are wired and before any worker runs.
+type gatewayIngester struct{ g *Gateway }
+
+func (i gatewayIngester) Ingest(ctx context.Context, src pipeline.Source, ev *gateway.Event) (pipeline.Result, error) {
+	return i.g.Pipeline.Ingest(ctx, src, ev)
+}
