@@ -28,7 +28,8 @@ type figure struct {
 	Pkg, Bench, Metric string
 	Name, Unit         string
 	Target             string
-	CPUs               int // GOMAXPROCS for the run; 0 = all
+	CPUs               int    // GOMAXPROCS for the run; 0 = all
+	Time               string // -benchtime; default 1x (one full scenario)
 }
 
 var figures = []figure{
@@ -36,8 +37,11 @@ var figures = []figure{
 	{Pkg: "./cmd/schakel", Bench: "BenchmarkIngestWebhookThroughput$", Metric: "ingest_webhook_indicators_per_s", Name: "ingest_webhook_indicators_per_s", Unit: "indicators/s"},
 	{Pkg: "./cmd/schakel", Bench: "BenchmarkIngestWebhookLatency$", Metric: "ingest_webhook_p50_ms", Name: "ingest_webhook_p50_ms", Unit: "ms", Target: "(at 1,000 events/s)"},
 	{Pkg: "./cmd/schakel", Bench: "BenchmarkIngestWebhookLatency$", Metric: "ingest_webhook_p99_ms", Name: "ingest_webhook_p99_ms", Unit: "ms", Target: "< 50 at 1,000 events/s"},
-	{Pkg: "./gateway/assets", Bench: "BenchmarkOwnersOfIP_1M/mixed$", Metric: "lookups/s", Name: "matcher_lookups_per_s", Unit: "lookups/s", Target: ">= 5,000,000 (1 core, 1M prefixes)", CPUs: 1},
+	{Pkg: "./gateway/assets", Bench: "BenchmarkOwnersOfIP_1M/mixed$", Metric: "lookups/s", Name: "matcher_lookups_per_s", Unit: "lookups/s", Target: ">= 5,000,000 (1 core, 1M prefixes)", CPUs: 1, Time: "2s"},
 	{Pkg: "./gateway/assets", Bench: "BenchmarkBuild_1M$", Metric: "matcher-MiB", Name: "matcher_1m_heap_mib", Unit: "MiB"},
+	{Pkg: "./mappings/stix", Bench: "BenchmarkDecode$", Metric: "stix_map_indicators_per_s", Name: "stix_map_indicators_per_s", Unit: "indicators/s", Target: ">= 20,000 per core", CPUs: 1, Time: "2s"},
+	{Pkg: "./mappings/mail", Bench: "BenchmarkDecode/sector-warning-amber$", Metric: "mail_parse_per_s", Name: "mail_parse_per_s", Unit: "messages/s", Target: ">= 2,000 per core", CPUs: 1, Time: "2s"},
+	{Pkg: "./connectors/csv", Bench: "BenchmarkCSV100kRoute$", Metric: "csv_100k_route_s", Name: "csv_100k_route_s", Unit: "s", Target: "< 4 (100k rows, 10k constituents)"},
 }
 
 var line = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+(.*)$`)
@@ -52,15 +56,15 @@ func main() {
 	}
 	results := map[string]map[string]any{}
 	type key struct {
-		pkg, bench string
-		cpus       int
+		pkg, bench, time string
+		cpus             int
 	}
 	ran := map[key]map[string]float64{}
 	for _, f := range figures {
 		if *only != "" && !strings.Contains(f.Name, *only) {
 			continue
 		}
-		k := key{f.Pkg, f.Bench, f.CPUs}
+		k := key{f.Pkg, f.Bench, f.Time, f.CPUs}
 		if _, ok := ran[k]; !ok {
 			m, err := run(f)
 			if err != nil {
@@ -98,10 +102,11 @@ func main() {
 
 // run executes one benchmark and returns its reported metrics by unit.
 func run(f figure) (map[string]float64, error) {
-	args := []string{"test", "-run", "^$", "-bench", "^" + f.Bench, "-benchtime", "1x", "-count", "1"}
-	if strings.Contains(f.Bench, "OwnersOfIP") {
-		args[len(args)-3] = "2s" // lookups need more than one iteration
+	bt := f.Time
+	if bt == "" {
+		bt = "1x"
 	}
+	args := []string{"test", "-run", "^$", "-bench", "^" + f.Bench, "-benchtime", bt, "-count", "1"}
 	if f.CPUs > 0 {
 		args = append(args, "-cpu", strconv.Itoa(f.CPUs))
 	}
