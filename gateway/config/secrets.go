@@ -26,6 +26,10 @@ func (p *parser) resolveFiles(c *Config, dir string) {
 		return filepath.Join(dir, path)
 	}
 	c.ConstituentsFile = abs(c.ConstituentsFile)
+	for i := range c.Sources {
+		// A drop folder is a path like any other in this file.
+		c.Sources[i].Path = abs(c.Sources[i].Path)
+	}
 
 	if c.Admin.KeysFile != "" {
 		c.Admin.KeysFile = abs(c.Admin.KeysFile)
