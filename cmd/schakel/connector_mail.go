@@ -2,10 +2,107 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net"
 
+	"github.com/schakel/schakel/connectors/mail"
+	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/gateway/config"
+	"github.com/schakel/schakel/gateway/pipeline"
+	"github.com/schakel/schakel/mappings/csaf"
+	mailmap "github.com/schakel/schakel/mappings/mail"
+	"github.com/schakel/schakel/mappings/misp"
+	"github.com/schakel/schakel/mappings/stix"
 )
 
-// setupMail wires IMAP and SMTP intake and the e-mail channel (issue 5).
-// Not built yet: the wiring point is here so the connector lands in its own file.
-func setupMail(_ context.Context, _ *Gateway, _ *config.Config, _ *wiring) error { return nil }
+// setupMail wires the mailbox (type: imap) and SMTP (type: smtp) sources and,
+// when channels.email.relay is set, the e-mail channel (issue 5).
+func setupMail(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) error {
+	opts := mailmap.Options{CSAF: csaf.Decode, MISP: misp.Decode, STIX: stix.Decode}
+	decode := func(data []byte) ([]*gateway.Event, []gateway.FieldError, error) {
+		return mailmap.DecodeMessage(data, opts)
+	}
+	ingest := lateIngest{g}
+	for i, s := range cfg.Sources {
+		switch s.Type {
+		case "imap":
+			mode, err := mail.ParseTLSMode(s.TLS, mail.TLSImplicit)
+			if err != nil {
+				return fmt.Errorf("sources[%d] (%s): %w", i, s.Name, err)
+			}
+			src, err := mail.NewIMAPSource(mail.IMAPOptions{
+				Name: s.Name, Address: s.Address, TLS: mode, Username: s.Username, Password: s.Password,
+				Mailbox: s.Mailbox, Interval: s.Interval.Duration, DefaultTLP: s.DefaultTLP,
+				Pipeline: ingest, Decode: decode, Cursors: g.Store, Audit: g.Audit,
+				Redis: g.rdb, Prefix: cfg.Redis.Prefix, Log: g.log,
+			})
+			if err != nil {
+				return fmt.Errorf("sources[%d]: %w", i, err)
+			}
+			w.workers = append(w.workers, src.Run)
+			w.claim(s.Name)
+		case "smtp":
+			if mode, err := mail.ParseTLSMode(s.TLS, mail.TLSNone); err != nil || mode != mail.TLSNone {
+				return fmt.Errorf("sources[%d] (%s): tls: the SMTP intake has no certificate setting yet; use tls: none and let a TLS-terminating MTA relay to it", i, s.Name)
+			}
+			in, err := mail.NewSMTPIntake(mail.SMTPIntakeOptions{
+				Name: s.Name, Listen: s.Listen, Recipients: s.Recipients, DefaultTLP: s.DefaultTLP,
+				Pipeline: ingest, Decode: decode, Log: g.log,
+			})
+			if err != nil {
+				return fmt.Errorf("sources[%d]: %w", i, err)
+			}
+			// Listen now, so a taken port stops the start-up instead of a worker.
+			ln, err := net.Listen("tcp", s.Listen)
+			if err != nil {
+				return fmt.Errorf("sources[%d] (%s): listen %s: %w", i, s.Name, s.Listen, err)
+			}
+			w.workers = append(w.workers, func(ctx context.Context) {
+				if err := in.Serve(ctx, ln); err != nil {
+					g.log.Error("smtp intake stopped", "source", s.Name, "error", err)
+				}
+			})
+			w.claim(s.Name)
+		}
+	}
+	return setupEmailChannel(g, cfg, w)
+}
+
+func setupEmailChannel(g *Gateway, cfg *config.Config, w *wiring) error {
+	e := cfg.Channels.Email
+	if e.Relay == "" {
+		return nil
+	}
+	if e.From == "" {
+		return errors.New("channels.email.from: is required when channels.email.relay is set")
+	}
+	mode, err := mail.ParseTLSMode(e.TLS, mail.TLSStartTLS)
+	if err != nil {
+		return fmt.Errorf("channels.email.%w", err)
+	}
+	sink, err := mail.NewSink(mail.SinkOptions{
+		Relay: mail.Relay{Address: e.Relay, TLS: mode, Username: e.Username, Password: e.Password},
+		From:  e.From, PublicURL: cfg.PublicURL,
+		Redis: g.rdb, Prefix: cfg.Redis.Prefix, Versions: g.Store, Log: g.log.With("channel", "email"),
+	})
+	if err != nil {
+		return err
+	}
+	w.sinks[gateway.ChannelEmail] = sink
+	// Idle relay sessions end at shutdown; sessions in use end when their
+	// delivery is done.
+	w.workers = append(w.workers, func(ctx context.Context) {
+		<-ctx.Done()
+		sink.Close()
+	})
+	return nil
+}
+
+// lateIngest hands messages to g.Pipeline, which is built after the
+// connectors are wired but before any worker runs.
+type lateIngest struct{ g *Gateway }
+
+func (l lateIngest) Ingest(ctx context.Context, src pipeline.Source, ev *gateway.Event) (pipeline.Result, error) {
+	return l.g.Pipeline.Ingest(ctx, src, ev)
+}

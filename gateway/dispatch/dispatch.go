@@ -34,6 +34,19 @@ type Sink interface {
 	Deliver(ctx context.Context, d gateway.Delivery, c *gateway.Constituent, ev *gateway.Event, handling string) error
 }
 
+// Digester is a Sink that merges deliveries the rate limit defers into one
+// message per target (e-mail digests, ARCHITECTURE §5). The dispatcher hands
+// it every delivery it defers, authorised and projected, and before the limit
+// asks whether a delivery already went out inside a digest, which is then
+// acknowledged without spending the recipient's limit.
+type Digester interface {
+	Sink
+	// Hold keeps a deferred delivery for the next message to its target.
+	Hold(ctx context.Context, d gateway.Delivery, c *gateway.Constituent, ev *gateway.Event, handling string) error
+	// Digested reports whether d already went out inside a digest.
+	Digested(ctx context.Context, d gateway.Delivery) (bool, error)
+}
+
 // Events loads stored event versions.
 type Events interface {
 	EventVersion(ctx context.Context, id, version string) (*gateway.Event, error)
@@ -182,7 +195,17 @@ func (d *Dispatcher) Prime(ev *gateway.Event, deliveries int) {
 
 // Handler returns the outbox handler for channel ch delivering through sink.
 func (d *Dispatcher) Handler(ch gateway.Channel, sink Sink) outbox.Handler {
+	dg, _ := sink.(Digester)
 	return func(ctx context.Context, dl gateway.Delivery) outbox.Result {
+		if dg != nil {
+			done, err := dg.Digested(ctx, dl)
+			if err != nil {
+				return outbox.Retry(fmt.Errorf("digest state: %w", err), 0)
+			}
+			if done {
+				return outbox.Delivered()
+			}
+		}
 		snap := d.reg.Current()
 		a, err := d.assessment(ctx, dl.EventID, dl.Version, snap)
 		if errors.Is(err, gateway.ErrNotFound) {
@@ -196,6 +219,12 @@ func (d *Dispatcher) Handler(ch gateway.Channel, sink Sink) outbox.Handler {
 			return outbox.Permanent(err)
 		}
 		ev := a.Event()
+		project := func() *gateway.Event {
+			if c != nil {
+				return a.Project(c)
+			}
+			return policy.ProjectAudience(ev)
+		}
 		if lim := d.limitFor(ch, c); lim.Rate > 0 {
 			key := string(ch) + ":" + dl.Recipient + ":" + dl.Target
 			dec, err := d.limiter.Allow(ctx, key, lim)
@@ -204,18 +233,17 @@ func (d *Dispatcher) Handler(ch gateway.Channel, sink Sink) outbox.Handler {
 			}
 			if !dec.Allowed {
 				if ev.Priority != gateway.PriorityCritical {
+					if dg != nil {
+						if err := dg.Hold(ctx, dl, c, project(), decision.Handling); err != nil {
+							d.log.WarnContext(ctx, "deferred delivery not held for a digest; it will go out on its own", "delivery_id", dl.ID, "error", err)
+						}
+					}
 					return outbox.Defer(time.Now().Add(dec.RetryAfter))
 				}
 				d.metrics.CriticalBypass.WithLabelValues(string(ch)).Inc()
 			}
 		}
-		var proj *gateway.Event
-		if c != nil {
-			proj = a.Project(c)
-		} else {
-			proj = policy.ProjectAudience(ev)
-		}
-		if err := sink.Deliver(ctx, dl, c, proj, decision.Handling); err != nil {
+		if err := sink.Deliver(ctx, dl, c, project(), decision.Handling); err != nil {
 			var de *gateway.DeliveryError
 			if errors.As(err, &de) {
 				if de.Permanent {

@@ -93,7 +93,13 @@ func (s *Store) QueueDeliveryStates(ctx context.Context, pipe redis.Pipeliner, s
 			return fmt.Errorf("encode delivery %s: %w", st.Delivery.ID, err)
 		}
 		d := st.Delivery
-		pipe.HSet(ctx, s.eventKey(d.EventID, "dlv"), d.ID, blob)
+		if st.State == StateQueued {
+			// Routing records "queued" after the enqueue, so a fast consumer's
+			// outcome may already be there: never overwrite it.
+			pipe.HSetNX(ctx, s.eventKey(d.EventID, "dlv"), d.ID, blob)
+		} else {
+			pipe.HSet(ctx, s.eventKey(d.EventID, "dlv"), d.ID, blob)
+		}
 		pipe.SAdd(ctx, s.key("recipient", d.Recipient, "events"), d.EventID)
 	}
 	return nil
