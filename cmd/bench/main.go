@@ -41,6 +41,7 @@ var figures = []figure{
 	{Pkg: "./gateway/assets", Bench: "BenchmarkBuild_1M$", Metric: "matcher-MiB", Name: "matcher_1m_heap_mib", Unit: "MiB"},
 	{Pkg: "./mappings/stix", Bench: "BenchmarkDecode$", Metric: "stix_map_indicators_per_s", Name: "stix_map_indicators_per_s", Unit: "indicators/s", Target: ">= 20,000 per core", CPUs: 1, Time: "2s"},
 	{Pkg: "./mappings/mail", Bench: "BenchmarkDecode/sector-warning-amber$", Metric: "mail_parse_per_s", Name: "mail_parse_per_s", Unit: "messages/s", Target: ">= 2,000 per core", CPUs: 1, Time: "2s"},
+	{Pkg: "./connectors/mail", Bench: "BenchmarkSend$", Metric: "mail_send_per_s", Name: "mail_send_per_s", Unit: "messages/s", Target: ">= 200 (local relay, connection reuse)", Time: "2s"},
 	{Pkg: "./connectors/csv", Bench: "BenchmarkCSV100kRoute$", Metric: "csv_100k_route_s", Name: "csv_100k_route_s", Unit: "s", Target: "< 4 (100k rows, 10k constituents)"},
 }
 
