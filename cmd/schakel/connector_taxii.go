@@ -2,10 +2,61 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"time"
 
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/schakel/schakel/connectors/taxii"
 	"github.com/schakel/schakel/gateway/config"
+	"github.com/schakel/schakel/gateway/httpapi"
+	"github.com/schakel/schakel/gateway/pipeline"
 )
 
-// setupTAXII wires the TAXII 2.1 server and upstream TAXII polling (issue 4).
-// Not built yet: the wiring point is here so the connector lands in its own file.
-func setupTAXII(_ context.Context, _ *Gateway, _ *config.Config, _ *wiring) error { return nil }
+// setupTAXII wires the TAXII 2.1 server (/taxii2/: collections public,
+// community, constituent and the inbox) and a poller per source of type
+// taxii (issue 4). A taxii source authenticates with username and
+// password (HTTP Basic) or, without them, with key as a bearer token.
+func setupTAXII(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) error {
+	// Any configured source's key may post to the inbox; its events are
+	// ingested as that source, with its default TLP.
+	sources := make(map[string]pipeline.Source, len(cfg.Sources))
+	for _, s := range cfg.Sources {
+		sources[s.Name] = pipeline.Source{Name: s.Name, DefaultTLP: s.DefaultTLP, Format: "stix"}
+	}
+	w.mounts = append(w.mounts, func(app *fiber.App, auth *httpapi.Auth) {
+		srv := taxii.NewServer(taxii.Options{
+			Views: g.Views, Events: g.Store, Ingest: g.Pipeline, Redis: g.rdb, Prefix: cfg.Redis.Prefix,
+			Log: g.log, PublicURL: cfg.PublicURL, MaxContentLength: cfg.HTTP.BodyLimit, Sources: sources,
+		})
+		srv.Mount(app, auth)
+	})
+
+	// One page of an upstream collection can be large (1,000 objects).
+	hc := &http.Client{Timeout: 2 * time.Minute}
+	for i, s := range cfg.Sources {
+		if s.Type != "taxii" {
+			continue
+		}
+		// Refuse a bad url or collection at start-up, not at the first poll.
+		if _, err := taxii.NewClient(s.URL, s.Collection, s.Username, s.Password, hc, ""); err != nil {
+			return fmt.Errorf("sources[%d] (%s): %w", i, s.Name, err)
+		}
+		w.claim(s.Name)
+		w.workers = append(w.workers, func(ctx context.Context) {
+			p, err := taxii.NewPoller(taxii.PollerOptions{
+				Source: pipeline.Source{Name: s.Name, DefaultTLP: s.DefaultTLP, Format: "stix"},
+				URL:    s.URL, Collection: s.Collection, Username: s.Username, Password: s.Password, Token: s.Key,
+				Interval: s.Interval.Duration, Ingest: g.Pipeline, Cursors: g.Store, HTTP: hc,
+				UserAgent: "Schakel/" + version, Log: g.log,
+			})
+			if err != nil {
+				g.log.Error("taxii source not started", "source", s.Name, "error", err)
+				return
+			}
+			p.Run(ctx)
+		})
+	}
+	return nil
+}
