@@ -33,7 +33,8 @@ func CallerOf(c *fiber.Ctx) (Caller, bool) {
 
 // KeyFrom extracts a key from the forms ARCHITECTURE §7 accepts:
 // "Authorization: <key>", "Authorization: Bearer <key>", "X-MISP-AUTH: <key>"
-// and HTTP Basic with the key as password.
+// and HTTP Basic with the key as password; and, for TAXII clients,
+// "Authorization: Token <key>", Basic with the key as user name, "X-API-Key".
 func KeyFrom(c *fiber.Ctx) string {
 	if k := strings.TrimSpace(c.Get("X-MISP-AUTH")); k != "" {
 		// MISP allows a comma-separated list; the first is enough.
@@ -43,15 +44,21 @@ func KeyFrom(c *fiber.Ctx) string {
 	h := strings.TrimSpace(c.Get(fiber.HeaderAuthorization))
 	switch {
 	case h == "":
-		return ""
+		return strings.TrimSpace(c.Get("X-API-Key"))
 	case len(h) > 7 && strings.EqualFold(h[:7], "bearer "):
 		return strings.TrimSpace(h[7:])
+	case len(h) > 6 && strings.EqualFold(h[:6], "token "):
+		// taxii2-client's TokenAuth and OpenCTI.
+		return strings.TrimSpace(h[6:])
 	case len(h) > 6 && strings.EqualFold(h[:6], "basic "):
 		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(h[6:]))
 		if err != nil {
 			return ""
 		}
-		_, pw, _ := strings.Cut(string(raw), ":")
+		user, pw, _ := strings.Cut(string(raw), ":")
+		if pw == "" {
+			return user // some clients put the key in the user name
+		}
 		return pw
 	}
 	return h

@@ -22,6 +22,9 @@ func TestKeyFrom(t *testing.T) {
 		{"x-misp-auth list", "X-MISP-AUTH", key + ",other", key},
 		{"basic (TAXII)", "Authorization", "Basic " + basic, key},
 		{"broken basic", "Authorization", "Basic !!!", ""},
+		{"token (taxii2-client)", "Authorization", "Token " + key, key},
+		{"basic with key as user", "Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte(key+":")), key},
+		{"x-api-key", "X-API-Key", key, key},
 		{"none", "X-Other", "x", ""},
 	}
 	app := fiber.New()
