@@ -42,6 +42,9 @@ var figures = []figure{
 	{Pkg: "./mappings/stix", Bench: "BenchmarkDecode$", Metric: "stix_map_indicators_per_s", Name: "stix_map_indicators_per_s", Unit: "indicators/s", Target: ">= 20,000 per core", CPUs: 1, Time: "2s"},
 	{Pkg: "./mappings/mail", Bench: "BenchmarkDecode/sector-warning-amber$", Metric: "mail_parse_per_s", Name: "mail_parse_per_s", Unit: "messages/s", Target: ">= 2,000 per core", CPUs: 1, Time: "2s"},
 	{Pkg: "./connectors/mail", Bench: "BenchmarkSend$", Metric: "mail_send_per_s", Name: "mail_send_per_s", Unit: "messages/s", Target: ">= 200 (local relay, connection reuse)", Time: "2s"},
+	{Pkg: "./connectors/misp", Bench: "BenchmarkIndex100k$", Metric: "misp_index_100k_p50_ms", Name: "misp_index_100k_p50_ms", Unit: "ms", Target: "< 300 (100k events)"},
+	{Pkg: "./connectors/misp", Bench: "BenchmarkAttributesRestSearch250k$", Metric: "misp_restsearch_250k_s", Name: "misp_restsearch_250k_s", Unit: "s", Target: "< 3 (250k attributes)"},
+	{Pkg: "./connectors/misp", Bench: "BenchmarkPush10k$", Metric: "misp_push_10k_s", Name: "misp_push_10k_s", Unit: "s", Target: "< 1 (10k-attribute push-in)"},
 	{Pkg: "./connectors/taxii", Bench: "BenchmarkPage1000$", Metric: "taxii_page_1000_p50_ms", Name: "taxii_page_1000_p50_ms", Unit: "ms", Target: "< 100 (100k objects in the collection)"},
 	{Pkg: "./connectors/csv", Bench: "BenchmarkCSV100kRoute$", Metric: "csv_100k_route_s", Name: "csv_100k_route_s", Unit: "s", Target: "< 4 (100k rows, 10k constituents)"},
 }
