@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -124,5 +125,30 @@ func TestLimitsOnRequests(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("over the ingest limit: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}
+
+// One partner must not rewrite another's warning by reusing its id.
+func TestSourceCannotRewriteAnotherSourcesEvent(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	const id = "ffffffff-0000-4000-8000-000000000001"
+	h.ingest(event(id, "intel", "AMBER", map[string]any{"sectors": []any{"health"}}), 202)
+	forged := event(id, "intel", "CLEAR", map[string]any{"modified": "2026-11-22T09:00:00Z"})
+	body, _ := json.Marshal(forged)
+	req, _ := http.NewRequest("POST", h.base+"/api/v1/ingest/partner-hook", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	signWebhook(t, req, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_forged", body)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 409 {
+		t.Fatalf("forged update: status %d, want 409", resp.StatusCode)
+	}
+	var stored struct{ TLP string }
+	h.do("GET", "/api/v1/events/"+id, testAdminKey, nil, 200, &stored)
+	if stored.TLP != "AMBER" {
+		t.Fatalf("stored TLP %q after a forged update", stored.TLP)
 	}
 }

@@ -187,6 +187,10 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 	if errors.Is(err, gateway.ErrNotFound) {
 		return fail(c, fiber.StatusNotFound, "not found")
 	}
+	if errors.Is(err, store.ErrOtherSource) {
+		return fail(c, fiber.StatusConflict, "event id belongs to another source",
+			gateway.FieldError{Field: "/id", Message: "a source may only update its own events"})
+	}
 	s.o.Log.ErrorContext(c.UserContext(), "request failed", "path", c.Path(), "method", c.Method(),
 		"request_id", c.Locals("request_id"), "error", err)
 	if errors.Is(err, context.DeadlineExceeded) || isRedisDown(err) {

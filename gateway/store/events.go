@@ -81,10 +81,11 @@ const (
 // KEYS: cur, version blob, versions list, summary.
 // ARGV: version, modified nanos, received nanos, blob, summary, tlp, source.
 // Returns {code, heal, old tlp, old source}: code 0 duplicate, 1 created,
-// 2 updated; heal 1 when the duplicate is the current version and still
+// 2 updated, 3 the id belongs to another source (nothing written); heal 1 when the duplicate is the current version and still
 // unrouted, so the caller may re-add index entries a crash could have lost.
 var putEventScript = redis.NewScript(luaNotNewer + `
 local cur = redis.call('HMGET', KEYS[1], 'modified', 'version', 'routed', 'tlp', 'source')
+if cur[5] and cur[5] ~= ARGV[7] then return {3, 0, cur[4], cur[5]} end
 if cur[1] and not_newer(ARGV[2], cur[1]) then
   if cur[2] == ARGV[1] and cur[3] == '0' then return {0, 1} end
   return {0, 0}
@@ -97,6 +98,11 @@ redis.call('SET', KEYS[4], ARGV[5])
 if cur[1] then return {2, 0, cur[4], cur[5]} end
 return {1, 0}
 `)
+
+// ErrOtherSource refuses a version of an event another source delivered:
+// one partner must not be able to rewrite (or downgrade the TLP of) another's
+// warning by reusing its id.
+var ErrOtherSource = errors.New("event belongs to another source")
 
 // PutEvent stores ev as received at received (now when zero). A version
 // with the same or an older Modified than the stored one is a Duplicate and
@@ -151,6 +157,8 @@ func (s *Store) PutEvent(ctx context.Context, ev *gateway.Event, received time.T
 		result = Created
 	case 2:
 		result = Updated
+	case 3:
+		return 0, fmt.Errorf("%w: event %s was delivered by source %q; a source may only update its own events", ErrOtherSource, ev.ID, oldSource)
 	default:
 		return 0, fmt.Errorf("store event %s: unexpected script reply %v", ev.ID, reply)
 	}

@@ -299,3 +299,24 @@ func TestUnroutedSkipsRoutedLeftovers(t *testing.T) {
 		t.Errorf("the leftover stayed in the routing queue")
 	}
 }
+
+func TestPutEventRefusesAnotherSourcesEvent(t *testing.T) {
+	s, _, _ := newStore(t)
+	now := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	ev := &gateway.Event{ID: "shared", Kind: gateway.KindIntel, Title: "t", TLP: gateway.TLPAmber,
+		Source: gateway.SourceRef{Name: "ncsc"}, Created: now, Modified: now}
+	if _, err := s.PutEvent(ctx(t), ev, now); err != nil {
+		t.Fatal(err)
+	}
+	forged := *ev
+	forged.Source.Name = "partner"
+	forged.TLP = gateway.TLPClear
+	forged.Modified = now.Add(time.Hour)
+	if _, err := s.PutEvent(ctx(t), &forged, now); !errors.Is(err, ErrOtherSource) {
+		t.Fatalf("another source's update: %v, want ErrOtherSource", err)
+	}
+	got, err := s.Event(ctx(t), "shared")
+	if err != nil || got.TLP != gateway.TLPAmber || got.Source.Name != "ncsc" {
+		t.Fatalf("stored event changed: %+v %v", got, err)
+	}
+}
