@@ -120,7 +120,12 @@ func (s *Server) Mount(app *fiber.App, auth Authenticator) {
 	g.Get("/api/collections/:cid", s.handle(s.collection))
 	g.Get("/api/collections/:cid/manifest", s.handle(s.manifest))
 	g.Get("/api/collections/:cid/objects", s.handle(s.objects))
-	g.Post("/api/collections/:cid/objects", s.handle(s.addObjects))
+	if il, ok := auth.(interface{ IngestLimit() fiber.Handler }); ok {
+		// The inbox shares the per-key ingest limit of every ingest path.
+		g.Post("/api/collections/:cid/objects", il.IngestLimit(), s.handle(s.addObjects))
+	} else {
+		g.Post("/api/collections/:cid/objects", s.handle(s.addObjects))
+	}
 	g.Get("/api/collections/:cid/objects/:oid", s.handle(s.object))
 	g.Delete("/api/collections/:cid/objects/:oid", s.handle(s.deleteObject))
 	g.Get("/api/collections/:cid/objects/:oid/versions", s.handle(s.versions))

@@ -74,6 +74,11 @@ func (a *Auth) Require(onFail func(c *fiber.Ctx, status int, msg string) error, 
 	return a.s.authenticate(onFail, roles...)
 }
 
+// IngestLimit returns the per-key ingest limit (429 with Retry-After) for
+// connector routes that ingest (MISP push-in, the TAXII inbox), so every
+// ingest path shares one limit per key. Use it after Require.
+func (a *Auth) IngestLimit() fiber.Handler { return a.s.ingestLimit }
+
 // Optional returns middleware that authenticates when a key is present and
 // lets anonymous callers through (public feeds).
 func (a *Auth) Optional(roles ...store.Role) fiber.Handler {
