@@ -19,6 +19,8 @@ import (
 	"sync"
 
 	"github.com/santhosh-tekuri/jsonschema/v5"
+
+	"github.com/schakel/schakel/schemas"
 )
 
 // SchemaURL is the $id of the CSAF 2.0 schema.
@@ -279,18 +281,7 @@ func escapeToken(s string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
 }
 
-func tokens(ptr string) []string {
-	if ptr == "" {
-		return nil
-	}
-	toks := strings.Split(strings.TrimPrefix(ptr, "/"), "/")
-	for i, t := range toks {
-		if strings.Contains(t, "~") {
-			toks[i] = strings.ReplaceAll(strings.ReplaceAll(t, "~1", "/"), "~0", "~")
-		}
-	}
-	return toks
-}
+func tokens(ptr string) []string { return schemas.Tokens(ptr) }
 
 // lookup resolves a JSON pointer in a decoded value; nil when absent.
 func lookup(v any, ptr string) any {
@@ -323,24 +314,6 @@ func sortErrors(errs []Error) []Error {
 	return slices.Compact(errs)
 }
 
-// ComparePointers orders JSON pointers token by token, comparing tokens that
-// are both array indexes numerically ("/vulnerabilities/2" before
-// "/vulnerabilities/10").
-func ComparePointers(a, b string) int {
-	ta, tb := tokens(a), tokens(b)
-	for i := 0; i < len(ta) && i < len(tb); i++ {
-		if ta[i] == tb[i] {
-			continue
-		}
-		na, ea := strconv.Atoi(ta[i])
-		nb, eb := strconv.Atoi(tb[i])
-		if ea == nil && eb == nil && na != nb {
-			if na < nb {
-				return -1
-			}
-			return 1
-		}
-		return strings.Compare(ta[i], tb[i])
-	}
-	return len(ta) - len(tb)
-}
+// ComparePointers orders JSON pointers token by token, array indexes
+// numerically ("/vulnerabilities/2" before "/vulnerabilities/10").
+func ComparePointers(a, b string) int { return schemas.ComparePointers(a, b) }
