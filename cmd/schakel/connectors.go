@@ -60,4 +60,5 @@ var connectors = []setupFunc{
 	setupTAXII,
 	setupMail,
 	setupFeeds,
+	setupConsole,
 }
