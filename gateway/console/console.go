@@ -145,6 +145,7 @@ func (c *Console) Mount(app *fiber.App) {
 	a.Post("/held/:id/release", c.release)
 	a.Get("/dead-letters", c.deadLetters)
 	a.Post("/dead-letters/:id/retry", c.retry)
+	a.Post("/dead-letters/:id/discard", c.discard)
 	a.Get("/constituents", c.constituents)
 	a.Post("/constituents/import", c.importConstituents)
 	a.Get("/constituents/:id", c.constituent)

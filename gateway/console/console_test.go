@@ -351,7 +351,7 @@ func TestPagesRender(t *testing.T) {
 		{"/console/events/" + held.ID, 200, []string{"Red intel", "<dt>Held</dt>", "release"}, nil},
 		{"/console/events/no-such-event", 404, []string{"no event no-such-event"}, nil},
 		{"/console/held", 200, []string{"Red intel", "Recipients", `name="recipients"`}, nil},
-		{"/console/dead-letters", 200, []string{"No dead letters.", "Discarding is not offered"}, nil},
+		{"/console/dead-letters", 200, []string{"No dead letters.", "Discard removes the dead letter"}, nil},
 		{"/console/constituents", 200, []string{"Acme Water", "Globex Energy", "1 prefixes"}, nil},
 		{"/console/constituents/acme", 200, []string{"192.0.2.0/24", "soc@acme.example", "Issue a new key"}, nil},
 		{"/console/constituents/nobody", 404, []string{"no constituent nobody"}, nil},
@@ -498,6 +498,53 @@ func TestRetryDeadLetter(t *testing.T) {
 		return r.Actor == adminActor() && r.Action == "deadletter.retry" && r.DeliveryID == "dlv-1" && r.Recipient == "acme"
 	}) {
 		t.Error("retry is not audited with the delivery")
+	}
+}
+
+func TestDiscardDeadLetter(t *testing.T) {
+	f := newFixture(t, false)
+	csrf := f.login(adminKey)
+	ctx, cancel := context.WithCancel(context.Background())
+	d := gateway.Delivery{ID: "dlv-2", EventID: "ev-2", Version: "v1", Recipient: "acme", Channel: gateway.ChannelWebhook,
+		Target: "https://hooks.acme.example/x", TLP: gateway.TLPAmber, Rule: "owner"}
+	if err := f.ob.Enqueue(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = f.ob.Run(ctx, gateway.ChannelWebhook, 1, func(context.Context, gateway.Delivery) outbox.Result {
+			return outbox.Permanent(errors.New("receiver answered 410 Gone"))
+		})
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if st, _ := f.ob.Stats(context.Background(), gateway.ChannelWebhook); st.Dead == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the delivery never became a dead letter")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if r := f.post("/console/dead-letters/dlv-2/discard", url.Values{"csrf": {csrf}}); r.status != http.StatusUnprocessableEntity {
+		t.Fatalf("discard without confirmation: %d, want 422", r.status)
+	}
+	if st, _ := f.ob.Stats(context.Background(), gateway.ChannelWebhook); st.Dead != 1 {
+		t.Fatal("an unconfirmed discard removed the dead letter")
+	}
+	if r := f.post("/console/dead-letters/dlv-2/discard", url.Values{"csrf": {csrf}, "confirm": {"yes"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("discard: %d, want 303", r.status)
+	}
+	if st, _ := f.ob.Stats(context.Background(), gateway.ChannelWebhook); st.Dead != 0 || st.Ready+st.Delayed != 0 {
+		t.Fatalf("after discard: %+v", st)
+	}
+	if !slices.ContainsFunc(f.actions(), func(r audit.Record) bool {
+		return r.Actor == adminActor() && r.Action == "deadletter.discarded" && r.DeliveryID == "dlv-2"
+	}) {
+		t.Error("discard is not audited")
 	}
 }
 

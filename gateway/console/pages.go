@@ -449,6 +449,9 @@ func (c *Console) deadLetters(ctx *fiber.Ctx) error {
 	if r := ctx.Query("retried"); r != "" {
 		p.Notice = "Delivery " + r + " is queued again."
 	}
+	if r := ctx.Query("discarded"); r != "" {
+		p.Notice = "Dead letter " + r + " discarded; the decision is in the audit trail."
+	}
 	return c.render(ctx, "dead", p)
 }
 
@@ -463,6 +466,25 @@ func (c *Console) retry(ctx *fiber.Ctx) error {
 	c.audit(ctx.UserContext(), audit.Record{Actor: sessionOf(ctx).Actor, Action: "deadletter.retry", EventID: d.EventID, Version: d.Version,
 		DeliveryID: d.ID, Recipient: d.Recipient, Channel: d.Channel, TLP: d.TLP})
 	return ctx.Redirect(Base+"/dead-letters?retried="+url.QueryEscape(d.ID), fiber.StatusSeeOther)
+}
+
+// discard removes a dead letter for good, after the analyst confirmed it in
+// the form; audited like every console action.
+func (c *Console) discard(ctx *fiber.Ctx) error {
+	if ctx.FormValue("confirm") != "yes" {
+		return c.render(ctx.Status(fiber.StatusUnprocessableEntity), "error", page{Title: "Not discarded",
+			Error: "tick \"confirm\" to discard dead letter " + ctx.Params("id")})
+	}
+	d, err := c.o.Outbox.DiscardDead(ctx.UserContext(), ctx.Params("id"))
+	if errors.Is(err, gateway.ErrNotFound) {
+		return c.render(ctx.Status(fiber.StatusNotFound), "error", page{Title: "Not found", Error: "no dead letter " + ctx.Params("id")})
+	}
+	if err != nil {
+		return c.fail(ctx, fiber.StatusServiceUnavailable, err)
+	}
+	c.audit(ctx.UserContext(), audit.Record{Actor: sessionOf(ctx).Actor, Action: "deadletter.discarded", EventID: d.EventID, Version: d.Version,
+		DeliveryID: d.ID, Recipient: d.Recipient, Channel: d.Channel, TLP: d.TLP})
+	return ctx.Redirect(Base+"/dead-letters?discarded="+url.QueryEscape(d.ID), fiber.StatusSeeOther)
 }
 
 func (c *Console) constituents(ctx *fiber.Ctx) error {

@@ -152,7 +152,7 @@ func (s *Server) issueKey(c *fiber.Ctx, sc store.Scope) error {
 	if err != nil {
 		return err
 	}
-	s.auditAdmin(c, audit.Record{Action: "key.created", Recipient: sc.Name, Details: map[string]string{"role": string(sc.Role), "key": hashHex(key)}})
+	s.auditAdmin(c, audit.Record{Action: "key.created", Recipient: sc.Name, Details: map[string]string{"role": string(sc.Role), "key_hash": store.KeyHash(key)}})
 	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"key": key, "role": sc.Role, "name": sc.Name})
 }
 
@@ -283,4 +283,16 @@ func (s *Server) retryDead(c *fiber.Ctx) error {
 	s.auditAdmin(c, audit.Record{Action: "deadletter.retry", EventID: d.EventID, Version: d.Version, DeliveryID: d.ID,
 		Recipient: d.Recipient, Channel: d.Channel, TLP: d.TLP})
 	return c.JSON(fiber.Map{"status": "requeued", "delivery": d, "attempts_before": strconv.Itoa(d.Attempt)})
+}
+
+// discardDead removes a dead letter an analyst decided not to deliver; the
+// decision is audited with the delivery it concerned.
+func (s *Server) discardDead(c *fiber.Ctx) error {
+	d, err := s.o.Outbox.DiscardDead(c.UserContext(), c.Params("id"))
+	if err != nil {
+		return err
+	}
+	s.auditAdmin(c, audit.Record{Action: "deadletter.discarded", EventID: d.EventID, Version: d.Version, DeliveryID: d.ID,
+		Recipient: d.Recipient, Channel: d.Channel, TLP: d.TLP})
+	return c.JSON(fiber.Map{"status": "discarded", "delivery": d})
 }

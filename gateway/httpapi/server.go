@@ -66,14 +66,19 @@ type Options struct {
 	BodyLimit        int
 	ReadTimeout      time.Duration
 	WebhookTolerance time.Duration
+
+	// AuthFailuresPerMinute is how many wrong keys one client IP may send a
+	// minute; 0 means DefaultAuthFailuresPerMinute, negative disables.
+	AuthFailuresPerMinute int
 }
 
 // Server is the fiber app with its dependencies.
 type Server struct {
-	app     *fiber.App
-	o       Options
-	admin   [][32]byte
-	sources map[string]SourceConfig
+	app      *fiber.App
+	o        Options
+	admin    [][32]byte
+	sources  map[string]SourceConfig
+	authFail *authFailures
 }
 
 // New builds the app and its routes.
@@ -84,7 +89,10 @@ func New(o Options) *Server {
 	if o.WebhookTolerance <= 0 {
 		o.WebhookTolerance = 5 * time.Minute
 	}
-	s := &Server{o: o, sources: make(map[string]SourceConfig)}
+	if o.AuthFailuresPerMinute == 0 {
+		o.AuthFailuresPerMinute = DefaultAuthFailuresPerMinute
+	}
+	s := &Server{o: o, sources: make(map[string]SourceConfig), authFail: newAuthFailures(o.Limiter, o.AuthFailuresPerMinute)}
 	for _, k := range o.AdminKeys {
 		s.admin = append(s.admin, sha256.Sum256([]byte(k)))
 	}
@@ -134,12 +142,15 @@ func (s *Server) routes() {
 	adm.Delete("/constituents/:id", s.deleteConstituent)
 	adm.Post("/constituents/:id/keys", s.constituentKey)
 	adm.Post("/sources/:name/keys", s.sourceKey)
+	adm.Get("/keys", s.listKeys)
+	adm.Delete("/keys/:hash", s.revokeKey)
 	adm.Get("/deliveries", s.deliveries)
 	adm.Get("/explain", s.explain)
 	adm.Get("/held", s.listHeld)
 	adm.Post("/held/:id/release", s.release)
 	adm.Get("/dead-letters", s.deadLetters)
 	adm.Post("/dead-letters/:id/retry", s.retryDead)
+	adm.Delete("/dead-letters/:id", s.discardDead)
 }
 
 func (s *Server) readyz(c *fiber.Ctx) error {

@@ -108,21 +108,32 @@ func decodeDead(m redis.XMessage) (DeadLetter, error) {
 // attempt count reset, and returns the delivery; gateway.ErrNotFound if there
 // is no such dead letter.
 func (o *Outbox) RetryDead(ctx context.Context, deliveryID string) (gateway.Delivery, error) {
+	return o.onDead(ctx, deliveryID, false)
+}
+
+// DiscardDead removes a dead letter an analyst decided not to deliver, and
+// returns it so the caller can audit the decision; gateway.ErrNotFound if
+// unknown. Nothing else ever removes a dead letter.
+func (o *Outbox) DiscardDead(ctx context.Context, deliveryID string) (gateway.Delivery, error) {
+	return o.onDead(ctx, deliveryID, true)
+}
+
+func (o *Outbox) onDead(ctx context.Context, deliveryID string, discard bool) (gateway.Delivery, error) {
 	if deliveryID == "" {
-		return gateway.Delivery{}, errors.New("retry dead letter: delivery_id: must not be empty")
+		return gateway.Delivery{}, errors.New("dead letter: delivery_id: must not be empty")
 	}
 	// A concurrent change (another retry, a new dead letter for the same id)
 	// makes the script refuse; look again a few times.
 	for range 3 {
-		d, ok, err := o.retryDeadOnce(ctx, deliveryID)
+		d, ok, err := o.deadOnce(ctx, deliveryID, discard)
 		if err != nil || ok {
 			return d, err
 		}
 	}
-	return gateway.Delivery{}, fmt.Errorf("retry dead letter %q: changed concurrently, try again", deliveryID)
+	return gateway.Delivery{}, fmt.Errorf("dead letter %q: changed concurrently, try again", deliveryID)
 }
 
-func (o *Outbox) retryDeadOnce(ctx context.Context, deliveryID string) (gateway.Delivery, bool, error) {
+func (o *Outbox) deadOnce(ctx context.Context, deliveryID string, discard bool) (gateway.Delivery, bool, error) {
 	notFound := fmt.Errorf("dead letter %q: %w", deliveryID, gateway.ErrNotFound)
 	cmds := make([]*redis.StringCmd, len(gateway.Channels))
 	_, err := o.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -154,6 +165,13 @@ func (o *Outbox) retryDeadOnce(ctx context.Context, deliveryID string) (gateway.
 		return gateway.Delivery{}, false, fmt.Errorf("retry dead letter %q: %w", deliveryID, err)
 	}
 	d := dl.Delivery
+	if discard {
+		ok, err := discardDead.Run(ctx, o.rdb, []string{k.dead, k.deadidx}, deliveryID, entry).Int()
+		if err != nil {
+			return gateway.Delivery{}, false, fmt.Errorf("discard dead letter %q: %w", deliveryID, err)
+		}
+		return d, ok == 1, nil
+	}
 	d.Attempt = 1
 	b, err := json.Marshal(d)
 	if err != nil {

@@ -781,3 +781,44 @@ func TestStatsBeforeAnyConsumer(t *testing.T) {
 		t.Error("Stats of an unknown channel: no error")
 	}
 }
+
+func TestDiscardDead(t *testing.T) {
+	r := redistest.New(t)
+	o := outbox.New(r.Client, r.Prefix, outbox.Options{})
+	ctx := context.Background()
+	d := gateway.Delivery{ID: "dlv-x", EventID: "e", Version: "v", Recipient: "a", Channel: gateway.ChannelWebhook, TLP: gateway.TLPAmber, Rule: "r"}
+	if err := o.Enqueue(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = o.Run(rctx, gateway.ChannelWebhook, 1, func(context.Context, gateway.Delivery) outbox.Result { return outbox.Permanent(errors.New("gone")) })
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if st, _ := o.Stats(ctx, gateway.ChannelWebhook); st.Dead == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("never dead-lettered")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	got, err := o.DiscardDead(ctx, "dlv-x")
+	if err != nil || got.ID != "dlv-x" {
+		t.Fatalf("discard: %+v %v", got, err)
+	}
+	if st, _ := o.Stats(ctx, gateway.ChannelWebhook); st.Dead != 0 || st.Ready != 0 {
+		t.Fatalf("after discard: %+v", st)
+	}
+	if _, err := o.DiscardDead(ctx, "dlv-x"); !errors.Is(err, gateway.ErrNotFound) {
+		t.Fatalf("second discard: %v", err)
+	}
+	if _, err := o.RetryDead(ctx, "dlv-x"); !errors.Is(err, gateway.ErrNotFound) {
+		t.Fatalf("retry after discard: %v", err)
+	}
+}

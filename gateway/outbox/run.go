@@ -290,7 +290,12 @@ func (r *runner) settle(id string, d gateway.Delivery, res Result, took time.Dur
 	switch res.kind {
 	case kindDelivered:
 		out.Status = StatusDelivered
+		// Record the outcome before the ack: a crash in between leaves the
+		// entry pending (redelivered under the same id, audited twice), never
+		// a delivery the audit trail does not show.
+		r.report(d, out, log)
 		r.acks <- id
+		return
 	case kindDefer:
 		out.Status = StatusDeferred
 		out.Next = res.until

@@ -50,6 +50,15 @@ redis.call('XADD', KEYS[1], '*', 'd', ARGV[3])
 return 1
 `)
 
+// discardDead: KEYS dead, deadidx; ARGV delivery id, dead entry id. Returns
+// 0 when the dead letter changed since it was read.
+var discardDead = redis.NewScript(`
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('XDEL', KEYS[1], ARGV[2])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1
+`)
+
 // dropStaleIndex: KEYS deadidx; ARGV delivery id, dead entry id. Removes an
 // index entry that points at a missing dead letter, unless it changed meanwhile.
 var dropStaleIndex = redis.NewScript(`
