@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -27,7 +28,9 @@ import (
 	"github.com/schakel/schakel/gateway/metrics"
 	"github.com/schakel/schakel/gateway/outbox"
 	"github.com/schakel/schakel/gateway/pipeline"
+	"github.com/schakel/schakel/gateway/redisconn"
 	"github.com/schakel/schakel/gateway/registry"
+	"github.com/schakel/schakel/gateway/retention"
 	"github.com/schakel/schakel/gateway/store"
 	"github.com/schakel/schakel/gateway/views"
 )
@@ -48,12 +51,12 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
+	ln, err := listen(cfg)
 	if err != nil {
 		g.Close()
-		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+		return err
 	}
-	log.Info("schakel serving", "listen", ln.Addr().String(), "version", version, "embedded_redis", g.embedded != nil)
+	log.Info("schakel serving", "listen", ln.Addr().String(), "version", version, "embedded_redis", g.embedded != nil, "tls", cfg.TLS.CertFile != "")
 	return g.Serve(ctx, ln, cfg.ShutdownTimeout.Duration)
 }
 
@@ -84,30 +87,22 @@ const redisPoolSize = 256
 // start wires a gateway and starts its background workers (not the listener).
 func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	g := &Gateway{log: log}
-	if cfg.Redis.URL == "" {
+	url := cfg.Redis.URL
+	if url == "" {
 		m := miniredis.NewMiniRedis()
 		if err := m.StartAddr("127.0.0.1:0"); err != nil {
 			return nil, fmt.Errorf("start embedded redis: %w", err)
 		}
 		g.embedded = m
 		log.Warn("redis.url is empty: using an embedded in-memory Redis; state is NOT durable and is lost on exit", "addr", m.Addr())
-		g.rdb = redis.NewClient(&redis.Options{Addr: m.Addr(), PoolSize: redisPoolSize})
-	} else {
-		opts, err := redis.ParseURL(cfg.Redis.URL)
-		if err != nil {
-			return nil, fmt.Errorf("redis.url: %w", err)
-		}
-		if !strings.Contains(cfg.Redis.URL, "pool_size=") {
-			opts.PoolSize = redisPoolSize
-		}
-		g.rdb = redis.NewClient(opts)
+		url = "redis://" + m.Addr()
 	}
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := g.rdb.Ping(pctx).Err(); err != nil {
+	rdb, err := redisconn.Open(ctx, url, redisPoolSize)
+	if err != nil {
 		g.Close()
-		return nil, fmt.Errorf("redis does not answer: %w", err)
+		return nil, err
 	}
+	g.rdb = rdb
 	prefix := cfg.Redis.Prefix
 	g.Store = store.New(g.rdb, prefix)
 	g.Audit = audit.New(g.rdb, prefix)
@@ -189,7 +184,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway,
 	g.HTTP = httpapi.New(httpapi.Options{
 		Redis: g.rdb, Store: g.Store, Audit: g.Audit, Outbox: g.Outbox, Pipeline: g.Pipeline, Registry: reg,
 		Limiter: leasing, Metrics: m, Gatherer: promReg, Log: log, AdminKeys: cfg.Admin.Keys, Sources: sources,
-		Parsers: w.parsers, IngestPerMinute: cfg.Limits.IngestPerMinute, BodyLimit: cfg.HTTP.BodyLimit, ReadTimeout: cfg.HTTP.ReadTimeout.Duration,
+		Parsers: w.parsers, IngestPerMinute: cfg.Limits.IngestPerMinute, AuthFailuresPerMinute: cfg.Limits.AuthFailuresPerMinute, BodyLimit: cfg.HTTP.BodyLimit, ReadTimeout: cfg.HTTP.ReadTimeout.Duration,
 	})
 	for _, mount := range w.mounts {
 		g.HTTP.Mount(mount)
@@ -215,6 +210,9 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway,
 	g.spawn(func() { reg.Watch(wctx, 2*time.Second) })
 	g.spawn(func() { g.recoverLoop(wctx) })
 	g.spawn(func() { g.queueDepthLoop(wctx, m) })
+	if sw := newSweeper(g, cfg, prefix); sw.Enabled() {
+		g.spawn(func() { sw.Run(wctx, sweepInterval(cfg.Retention)) })
+	}
 	return g, nil
 }
 
@@ -358,4 +356,53 @@ func cmdCheckConfig(args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d sources, %d mailing lists)\n", *path, len(cfg.Sources), len(cfg.MailingLists))
 	return nil
+}
+
+// listen opens the listener of cfg.Listen, serving TLS when tls.cert_file is
+// set and requiring verified client certificates when tls.client_ca_file is.
+func listen(cfg *config.Config) (net.Listener, error) {
+	var tc *tls.Config
+	if cfg.TLS.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.cert_file/tls.key_file: %w", err)
+		}
+		tc = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		if cfg.TLS.ClientCAFile != "" {
+			pem, err := os.ReadFile(cfg.TLS.ClientCAFile)
+			if err != nil {
+				return nil, fmt.Errorf("tls.client_ca_file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("tls.client_ca_file %s: no PEM certificate in it", cfg.TLS.ClientCAFile)
+			}
+			tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
+		}
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	if tc != nil {
+		ln = tls.NewListener(ln, tc)
+	}
+	return ln, nil
+}
+
+func newSweeper(g *Gateway, cfg *config.Config, prefix string) *retention.Sweeper {
+	return retention.New(retention.Options{Redis: g.rdb, Prefix: prefix, Events: g.Store,
+		EventsAfter: cfg.Retention.Events.Duration, AuditAfter: cfg.Retention.Audit.Duration, Log: g.log})
+}
+
+// sweepInterval sweeps ten times per shortest retention period, at least
+// every hour and at most every second.
+func sweepInterval(r config.Retention) time.Duration {
+	d := time.Hour
+	for _, p := range []time.Duration{r.Events.Duration, r.Audit.Duration} {
+		if p > 0 {
+			d = min(d, p/10)
+		}
+	}
+	return max(d, time.Second)
 }

@@ -53,6 +53,23 @@ type Config struct {
 	MailingLists     []MailingList `json:"mailing_lists" yaml:"mailing_lists"`
 	ConstituentsFile string        `json:"constituents_file" yaml:"constituents_file"`
 	ShutdownTimeout  Duration      `json:"shutdown_timeout" yaml:"shutdown_timeout"`
+	TLS              TLS           `json:"tls" yaml:"tls"`
+	Retention        Retention     `json:"retention" yaml:"retention"`
+}
+
+// TLS makes the listener serve HTTPS. With ClientCAFile set, every client
+// must present a certificate signed by that CA.
+type TLS struct {
+	CertFile     string `json:"cert_file" yaml:"cert_file"`
+	KeyFile      string `json:"key_file" yaml:"key_file"`
+	ClientCAFile string `json:"client_ca_file" yaml:"client_ca_file"`
+}
+
+// Retention is how long events and audit records are kept; zero keeps
+// them forever.
+type Retention struct {
+	Events Duration `json:"events" yaml:"events"`
+	Audit  Duration `json:"audit" yaml:"audit"`
 }
 
 // MISP is Schakel's identity towards MISP (the Orgc of what it serves and
@@ -86,6 +103,10 @@ type Limits struct {
 	EmailPerHour      int `json:"email_per_hour" yaml:"email_per_hour"`
 	MISPPushPerMinute int `json:"misp_push_per_minute" yaml:"misp_push_per_minute"`
 	IngestPerMinute   int `json:"ingest_per_minute" yaml:"ingest_per_minute"`
+
+	// AuthFailuresPerMinute is how many wrong keys one client IP may send a
+	// minute; 0 means the built-in 20.
+	AuthFailuresPerMinute int `json:"auth_failures_per_minute" yaml:"auth_failures_per_minute"`
 }
 
 // HTTP tunes the HTTP server; BodyLimit is in bytes.

@@ -26,6 +26,7 @@ func (p *parser) resolveFiles(c *Config, dir string) {
 		return filepath.Join(dir, path)
 	}
 	c.ConstituentsFile = abs(c.ConstituentsFile)
+	c.TLS.CertFile, c.TLS.KeyFile, c.TLS.ClientCAFile = abs(c.TLS.CertFile), abs(c.TLS.KeyFile), abs(c.TLS.ClientCAFile)
 	for i := range c.Sources {
 		// A drop folder is a path like any other in this file.
 		c.Sources[i].Path = abs(c.Sources[i].Path)

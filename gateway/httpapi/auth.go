@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -102,6 +103,9 @@ func (s *Server) authenticate(onFail func(c *fiber.Ctx, status int, msg string) 
 			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="schakel"`)
 			return onFail(c, fiber.StatusUnauthorized, "missing API key (Authorization header)")
 		}
+		if wait := s.authFail.blockedFor(c.IP(), time.Now()); wait > 0 {
+			return tooManyFailures(c, wait, onFail)
+		}
 		var sc store.Scope
 		if s.isAdminKey(key) {
 			sc = store.Scope{Role: store.RoleAdmin}
@@ -109,6 +113,13 @@ func (s *Server) authenticate(onFail func(c *fiber.Ctx, status int, msg string) 
 			var err error
 			sc, err = s.o.Store.Authenticate(c.UserContext(), key)
 			if errors.Is(err, gateway.ErrNotFound) {
+				wait, lerr := s.authFail.failed(c.UserContext(), c.IP(), time.Now())
+				if lerr != nil {
+					s.o.Log.WarnContext(c.UserContext(), "counting a failed authentication failed", "error", lerr)
+				}
+				if wait > 0 {
+					return tooManyFailures(c, wait, onFail)
+				}
 				return onFail(c, fiber.StatusUnauthorized, "invalid API key")
 			}
 			if err != nil {

@@ -379,3 +379,31 @@ func (c *authCache) drop(hs ...string) {
 	}
 	c.gen++
 }
+
+// ListKeys lists every issued key whose role is role and name is name (an
+// empty filter matches all), oldest first. It reads the whole key hash: there
+// are as many keys as sources and constituents, not more.
+func (s *Store) ListKeys(ctx context.Context, role Role, name string) ([]KeyInfo, error) {
+	all, err := s.rdb.HGetAll(ctx, s.key("keys")).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list keys: %w", err)
+	}
+	out := make([]KeyInfo, 0, len(all))
+	for h, blob := range all {
+		var k storedKey
+		if err := json.Unmarshal([]byte(blob), &k); err != nil {
+			return nil, fmt.Errorf("decode key %s: %w", h[:min(len(h), hashPrefixLen)], err)
+		}
+		if (role != "" && k.Role != role) || (name != "" && k.Name != name) || len(h) < hashPrefixLen {
+			continue
+		}
+		out = append(out, KeyInfo{Hash: h[:hashPrefixLen], Scope: k.Scope, Created: k.Created})
+	}
+	slices.SortFunc(out, func(a, b KeyInfo) int {
+		if c := a.Created.Compare(b.Created); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Hash, b.Hash)
+	})
+	return out, nil
+}
