@@ -44,8 +44,9 @@ func (p *Leasing) Allow(ctx context.Context, key string, lim Limit) (Decision, e
 	p.mu.Lock()
 	if ls := p.m[key]; ls != nil && ls.tokens > 0 && now.Before(ls.expires) {
 		ls.tokens--
+		left := ls.tokens // read under the lock: other callers take from the same lease
 		p.mu.Unlock()
-		return Decision{Allowed: true, Remaining: ls.tokens}, nil
+		return Decision{Allowed: true, Remaining: left}, nil
 	}
 	p.mu.Unlock()
 	n := min(int(perSec*leaseTTL.Seconds()/10), leaseMax)

@@ -2,6 +2,7 @@ package limit
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -48,5 +49,38 @@ func TestLeasingHighLimitsNeverExceedBudget(t *testing.T) {
 	refill := int(time.Since(start).Seconds()*100) + 1
 	if allowed > 6000+refill || allowed < 5900 {
 		t.Fatalf("allowed %d of 7000 against a burst of 6000 (+%d refill)", allowed, refill)
+	}
+}
+
+// Deliveries and ingest requests share one Leasing from many goroutines;
+// run with -race this catches unlocked access to a lease, and the count
+// proves tokens taken from shared leases are all honoured.
+func TestLeasingConcurrentTakers(t *testing.T) {
+	r := redistest.New(t)
+	p := NewLeasing(New(r.Client, r.Prefix))
+	ctx := context.Background()
+	lim := PerMinute(60000) // leased 50 at a time; the burst covers every call
+	var mu sync.Mutex
+	allowed := 0
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for range 500 {
+				d, err := p.Allow(ctx, "shared", lim)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if d.Allowed {
+					mu.Lock()
+					allowed++
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if allowed != 8000 {
+		t.Fatalf("allowed %d of 8000 within the burst", allowed)
 	}
 }

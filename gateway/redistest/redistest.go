@@ -1,7 +1,8 @@
 // Package redistest gives tests a Redis: the server named by REDIS_URL when it
 // is set (CI points it at a real redis-server, database 15), otherwise an
-// in-process miniredis. Each test gets its own key prefix, so packages that
-// `go test` runs in parallel never see each other's keys.
+// in-process miniredis; a redis+cluster:// REDIS_URL runs them against a
+// Redis Cluster. Each test gets its own key prefix, so packages that `go test`
+// runs in parallel never see each other's keys.
 package redistest
 
 import (
@@ -14,6 +15,8 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/schakel/schakel/gateway/redisconn"
 )
 
 // Redis is one test's view of a Redis server.
@@ -33,11 +36,15 @@ func New(tb testing.TB) *Redis {
 	tb.Helper()
 	prefix := "t" + randomHex(6)
 	if url := os.Getenv("REDIS_URL"); url != "" {
-		opts, err := redis.ParseURL(url)
+		// redis+cluster://… runs the tests against a Redis Cluster.
+		c, err := redisconn.New(url, 0)
 		if err != nil {
 			tb.Fatalf("REDIS_URL: %v", err)
 		}
-		c := redis.NewClient(opts)
+		addr := ""
+		if sc, ok := c.(*redis.Client); ok {
+			addr = sc.Options().Addr
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := c.Ping(ctx).Err(); err != nil {
@@ -48,7 +55,7 @@ func New(tb testing.TB) *Redis {
 			deleteKeys(c, "rate:"+prefix+"*")
 			_ = c.Close()
 		})
-		return &Redis{Client: c, Prefix: prefix, Addr: opts.Addr, URL: url}
+		return &Redis{Client: c, Prefix: prefix, Addr: addr, URL: url}
 	}
 	m := miniredis.RunT(tb)
 	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
@@ -56,21 +63,32 @@ func New(tb testing.TB) *Redis {
 	return &Redis{Client: c, Prefix: prefix, Addr: m.Addr(), URL: "redis://" + m.Addr() + "/0", Mini: m}
 }
 
-func deleteKeys(c *redis.Client, pattern string) {
+func deleteKeys(c redis.UniversalClient, pattern string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	if cc, ok := c.(*redis.ClusterClient); ok {
+		// SCAN sees only the node it is sent to.
+		_ = cc.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+			deleteNodeKeys(ctx, n, pattern)
+			return nil
+		})
+		return
+	}
+	deleteNodeKeys(ctx, c, pattern)
+}
+
+// deleteNodeKeys unlinks key by key in pipelines: a cluster node refuses a
+// multi-key UNLINK whose keys lie in different slots.
+func deleteNodeKeys(ctx context.Context, c redis.Cmdable, pattern string) {
 	iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
-	var batch []string
+	pipe := c.Pipeline()
 	for iter.Next(ctx) {
-		batch = append(batch, iter.Val())
-		if len(batch) == 500 {
-			c.Unlink(ctx, batch...)
-			batch = batch[:0]
+		pipe.Unlink(ctx, iter.Val())
+		if pipe.Len() == 500 {
+			_, _ = pipe.Exec(ctx)
 		}
 	}
-	if len(batch) > 0 {
-		c.Unlink(ctx, batch...)
-	}
+	_, _ = pipe.Exec(ctx)
 }
 
 func randomHex(n int) string {

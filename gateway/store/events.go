@@ -198,6 +198,10 @@ func checkEvent(ev *gateway.Event) error {
 		v.Add("/id", "is required")
 	case strings.ContainsRune(ev.ID, 0):
 		v.Add("/id", "must not contain NUL")
+	case ev.ID[0] == '}':
+		// The id is the hash tag of the event's keys ({<id>}); a leading '}'
+		// empties the tag and Redis Cluster would refuse the multi-key scripts.
+		v.Add("/id", "must not start with '}'")
 	}
 	switch {
 	case ev.Modified.IsZero():

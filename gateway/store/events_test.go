@@ -146,6 +146,7 @@ func TestPutEventRejectsBadInput(t *testing.T) {
 	}{
 		{"no id", func(e *gateway.Event) { e.ID = "" }, "/id"},
 		{"NUL in id", func(e *gateway.Event) { e.ID = "a\x00b" }, "/id"},
+		{"id empties the hash tag", func(e *gateway.Event) { e.ID = "}a" }, "/id"},
 		{"no modified", func(e *gateway.Event) { e.Modified = time.Time{} }, "/modified"},
 		{"modified before 1970", func(e *gateway.Event) { e.Modified = time.Date(1969, 1, 1, 0, 0, 0, 0, time.UTC) }, "/modified"},
 		{"no source", func(e *gateway.Event) { e.Source.Name = "" }, "/source/name"},

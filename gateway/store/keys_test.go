@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -256,9 +258,31 @@ func dumpRedis(t *testing.T, c redis.UniversalClient, prefix string) string {
 	t.Helper()
 	var sb strings.Builder
 	bg := context.Background()
-	iter := c.Scan(bg, 0, prefix+"*", 1000).Iterator()
-	for iter.Next(bg) {
-		k := iter.Val()
+	var (
+		mu   sync.Mutex
+		keys []string
+	)
+	scan := func(ctx context.Context, n redis.Cmdable) error {
+		iter := n.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+		for iter.Next(ctx) {
+			mu.Lock()
+			keys = append(keys, iter.Val())
+			mu.Unlock()
+		}
+		return iter.Err()
+	}
+	var err error
+	if cc, ok := c.(*redis.ClusterClient); ok {
+		// SCAN sees only the node it is sent to.
+		err = cc.ForEachMaster(bg, func(ctx context.Context, n *redis.Client) error { return scan(ctx, n) })
+	} else {
+		err = scan(bg, c)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
 		sb.WriteString(k + "\n")
 		switch c.Type(bg, k).Val() {
 		case "string":
@@ -275,9 +299,6 @@ func dumpRedis(t *testing.T, c redis.UniversalClient, prefix string) string {
 			sb.WriteString(strings.Join(c.LRange(bg, k, 0, -1).Val(), "\n"))
 		}
 		sb.WriteString("\n")
-	}
-	if err := iter.Err(); err != nil {
-		t.Fatal(err)
 	}
 	return sb.String()
 }
