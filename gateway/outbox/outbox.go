@@ -147,6 +147,20 @@ func (o *Outbox) Enqueue(ctx context.Context, ds ...gateway.Delivery) error {
 	if len(ds) == 0 {
 		return nil
 	}
+	pipe := o.rdb.Pipeline()
+	if err := o.Queue(ctx, pipe, ds...); err != nil {
+		return err
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("enqueue %d deliveries: %w", len(ds), err)
+	}
+	return nil
+}
+
+// Queue adds the appends of Enqueue to pipe, so routing can share the round
+// trip that stores the event version (the caller executes pipe and must
+// treat its failure as a failed enqueue).
+func (o *Outbox) Queue(ctx context.Context, pipe redis.Pipeliner, ds ...gateway.Delivery) error {
 	now := time.Now().UTC()
 	payloads := make([][]byte, len(ds))
 	var verr gateway.ValidationError
@@ -170,14 +184,8 @@ func (o *Outbox) Enqueue(ctx context.Context, ds ...gateway.Delivery) error {
 	if err := verr.Err(); err != nil {
 		return fmt.Errorf("enqueue: %w", err)
 	}
-	_, err := o.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, d := range ds {
-			p.XAdd(ctx, &redis.XAddArgs{Stream: o.keys(d.Channel).stream, Values: []any{"d", payloads[i]}})
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("enqueue %d deliveries: %w", len(ds), err)
+	for i, d := range ds {
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: o.keys(d.Channel).stream, Values: []any{"d", payloads[i]}})
 	}
 	return nil
 }

@@ -26,7 +26,7 @@ import (
 
 // Store is what the pipeline needs of the event store.
 type Store interface {
-	PutEvent(ctx context.Context, ev *gateway.Event, received time.Time) (store.PutResult, error)
+	PutEvent(ctx context.Context, ev *gateway.Event, received time.Time, also ...func(store.PutResult, redis.Pipeliner) error) (store.PutResult, error)
 	EventVersion(ctx context.Context, id, version string) (*gateway.Event, error)
 	Routed(ctx context.Context, id, version string) (bool, error)
 	MarkRouted(ctx context.Context, id, version string, also ...func(redis.Pipeliner) error) error
@@ -40,6 +40,7 @@ type Store interface {
 // Outbox is where deliveries wait for their channel.
 type Outbox interface {
 	Enqueue(ctx context.Context, ds ...gateway.Delivery) error
+	Queue(ctx context.Context, pipe redis.Pipeliner, ds ...gateway.Delivery) error
 }
 
 // Indexer records who may see an event version in the pull views.
@@ -127,7 +128,19 @@ func (p *Pipeline) Ingest(ctx context.Context, src Source, ev *gateway.Event) (R
 		p.metrics.Rejected.WithLabelValues(src.Name, "invalid").Inc()
 		return Result{}, err
 	}
-	res, err := p.store.PutEvent(ctx, ev, received)
+	// Plan first, so a new version's deliveries go out in the same round
+	// trip that indexes it.
+	r := p.planRoute(ev, received)
+	enqueue := func(res store.PutResult, pipe redis.Pipeliner) error {
+		if res == store.Duplicate || len(r.ds) == 0 {
+			return nil
+		}
+		if p.cfg.Routed != nil {
+			p.cfg.Routed(ev, len(r.ds))
+		}
+		return p.outbox.Queue(ctx, pipe, r.ds...)
+	}
+	res, err := p.store.PutEvent(ctx, ev, received, enqueue)
 	if err != nil {
 		return Result{}, fmt.Errorf("store event %s: %w", ev.ID, err)
 	}
@@ -149,7 +162,12 @@ func (p *Pipeline) Ingest(ctx context.Context, src Source, ev *gateway.Event) (R
 		if err != nil {
 			return Result{}, fmt.Errorf("load unrouted %s: %w", ev.ID, err)
 		}
-		ev = stored
+		n, held, err := p.Route(ctx, stored, received, true)
+		if err != nil {
+			return Result{}, err
+		}
+		out.Deliveries, out.Held = n, held
+		return out, nil
 	case store.Updated:
 		out.Status, out.Update = StatusAccepted, true
 		p.metrics.Ingested.WithLabelValues(src.Name, "updated").Inc()
@@ -157,11 +175,11 @@ func (p *Pipeline) Ingest(ctx context.Context, src Source, ev *gateway.Event) (R
 		out.Status = StatusAccepted
 		p.metrics.Ingested.WithLabelValues(src.Name, StatusAccepted).Inc()
 	}
-	n, held, err := p.Route(ctx, ev, received, res != store.Created)
+	held, err := p.finishRoute(ctx, r, received, res != store.Created)
 	if err != nil {
 		return Result{}, err
 	}
-	out.Deliveries, out.Held = n, held
+	out.Deliveries, out.Held = len(r.ds), held
 	p.metrics.IngestDuration.WithLabelValues(src.Name).Observe(p.now().Sub(start).Seconds())
 	return out, nil
 }
@@ -232,55 +250,73 @@ func derivedID(ev *gateway.Event) string {
 // when the policy lets nobody receive it, then marks the version routed.
 // update says an older version may exist (its view entries are replaced).
 func (p *Pipeline) Route(ctx context.Context, ev *gateway.Event, received time.Time, update bool) (int, bool, error) {
+	r := p.planRoute(ev, received)
+	if len(r.ds) > 0 {
+		if p.cfg.Routed != nil {
+			p.cfg.Routed(ev, len(r.ds))
+		}
+		if err := p.outbox.Enqueue(ctx, r.ds...); err != nil {
+			return 0, false, fmt.Errorf("enqueue deliveries of %s: %w", ev.ID, err)
+		}
+	}
+	held, err := p.finishRoute(ctx, r, received, update)
+	return len(r.ds), held, err
+}
+
+// routing is the plan for one event version under one registry snapshot.
+type routing struct {
+	snap *registry.Snapshot
+	a    *policy.Assessment
+	ds   []gateway.Delivery
+}
+
+func (p *Pipeline) planRoute(ev *gateway.Event, received time.Time) routing {
 	snap := p.reg.Current()
 	a := policy.Assess(ev, snap)
-	ds := p.plan(a, snap, received)
+	return routing{snap: snap, a: a, ds: p.plan(a, snap, received)}
+}
+
+// finishRoute runs after the deliveries are enqueued: it holds what nobody
+// may receive, indexes the pull views and marks the version routed.
+func (p *Pipeline) finishRoute(ctx context.Context, r routing, received time.Time, update bool) (bool, error) {
+	ev := r.a.Event()
 	held := false
-	if !a.Reachable(snap.Constituents) || (ev.TLP == gateway.TLPRed && len(ds) == 0) {
+	if !r.a.Reachable(r.snap.Constituents) || (ev.TLP == gateway.TLPRed && len(r.ds) == 0) {
 		held = true
 		reason := "the policy lets no recipient receive this event"
 		if ev.TLP == gateway.TLPRed {
 			reason = "TLP:RED with no named person (red: true) reachable by e-mail"
 		}
 		if err := p.store.Hold(ctx, store.HeldItem{EventID: ev.ID, Version: ev.Version(), TLP: ev.TLP, Title: ev.Title, Reason: reason, HeldAt: received}); err != nil {
-			return 0, false, fmt.Errorf("hold %s: %w", ev.ID, err)
+			return false, fmt.Errorf("hold %s: %w", ev.ID, err)
 		}
 		p.metrics.Held.Inc()
 		p.auditEvent(ctx, ev, "event.held", reason)
 	}
 	if ev.Kind == gateway.KindNotification {
-		p.metrics.Unowned.Add(float64(a.Unowned()))
+		p.metrics.Unowned.Add(float64(r.a.Unowned()))
 	}
-	var states []store.DeliveryState
-	if len(ds) > 0 {
-		if p.cfg.Routed != nil {
-			p.cfg.Routed(ev, len(ds))
-		}
-		if err := p.outbox.Enqueue(ctx, ds...); err != nil {
-			return 0, false, fmt.Errorf("enqueue deliveries of %s: %w", ev.ID, err)
-		}
-		states = make([]store.DeliveryState, len(ds))
-		for i, d := range ds {
-			states[i] = store.DeliveryState{Delivery: d, State: store.StateQueued, Updated: received}
-		}
-		p.metrics.Routed.Add(float64(len(ds)))
+	states := make([]store.DeliveryState, len(r.ds))
+	for i, d := range r.ds {
+		states[i] = store.DeliveryState{Delivery: d, State: store.StateQueued, Updated: received}
 	}
+	p.metrics.Routed.Add(float64(len(r.ds)))
 	also := []func(redis.Pipeliner) error{func(pipe redis.Pipeliner) error {
 		return p.store.QueueDeliveryStates(ctx, pipe, states...)
 	}}
 	if p.cfg.Views != nil {
-		index, err := p.cfg.Views.Index(ctx, a, snap, received, update)
+		index, err := p.cfg.Views.Index(ctx, r.a, r.snap, received, update)
 		if err != nil {
-			return 0, false, err
+			return false, err
 		}
 		also = append(also, index)
 	}
 	// Only after the enqueue succeeded: a version marked routed is never
 	// routed again.
 	if err := p.store.MarkRouted(ctx, ev.ID, ev.Version(), also...); err != nil {
-		return 0, false, fmt.Errorf("mark %s routed: %w", ev.ID, err)
+		return false, fmt.Errorf("mark %s routed: %w", ev.ID, err)
 	}
-	return len(ds), held, nil
+	return held, nil
 }
 
 // plan lists the push deliveries the policy allows and subscriptions want.

@@ -107,7 +107,13 @@ var ErrOtherSource = errors.New("event belongs to another source")
 // PutEvent stores ev as received at received (now when zero). A version
 // with the same or an older Modified than the stored one is a Duplicate and
 // changes nothing.
-func (s *Store) PutEvent(ctx context.Context, ev *gateway.Event, received time.Time) (PutResult, error) {
+//
+// also adds writes to the second round trip (the global indexes) once the
+// result is known: routing appends a new version's deliveries there, so
+// storing and enqueueing cost two round trips, not three. If that round
+// trip fails the version stays stored but unindexed and unrouted; the
+// caller reports the error and a resend heals both.
+func (s *Store) PutEvent(ctx context.Context, ev *gateway.Event, received time.Time, also ...func(PutResult, redis.Pipeliner) error) (PutResult, error) {
 	if err := checkEvent(ev); err != nil {
 		return 0, err
 	}
@@ -181,6 +187,11 @@ func (s *Store) PutEvent(ctx context.Context, ev *gateway.Event, received time.T
 	}
 	if oldSource != "" && oldSource != ev.Source.Name {
 		pipe.ZRem(ctx, s.key("events", "src", oldSource), ev.ID)
+	}
+	for _, f := range also {
+		if err := f(result, pipe); err != nil {
+			return 0, err
+		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return 0, fmt.Errorf("index event %s: %w", ev.ID, err)
