@@ -6,7 +6,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 10s
 
-.PHONY: build run test bench lint fmt fuzz vet clean
+.PHONY: build run test test-faults bench lint fmt fuzz vet clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/schakel
@@ -18,6 +18,11 @@ run: build
 # redis-server, database 15) and an in-process miniredis otherwise.
 test:
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# Fault suite (Linux): the gateway binary under load while it is killed, Redis
+# restarts, fills up or peers misbehave; needs redis-server on PATH (starts its own).
+test-faults:
+	$(GO) test -tags faults -count=1 -timeout 30m -run TestFault -v ./cmd/schakel/
 
 # Benchmark harness: prints one table and writes bench/results.json.
 bench:

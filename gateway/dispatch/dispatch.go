@@ -348,6 +348,9 @@ func (d *Dispatcher) OnOutcome(ctx context.Context, dl gateway.Delivery, o outbo
 	}
 	if err := d.submit(ctx, st, rec); err != nil {
 		d.log.WarnContext(ctx, "delivery state or audit record not written", "delivery_id", dl.ID, "status", o.Status, "error", err)
+		if o.Status == "delivered" {
+			d.retrySubmit(ctx, st, rec)
+		}
 	}
 	d.metrics.Deliveries.WithLabelValues(string(dl.Channel), o.Status).Inc()
 	if o.Status == "delivered" && !dl.Created.IsZero() {
@@ -356,6 +359,33 @@ func (d *Dispatcher) OnOutcome(ctx context.Context, dl gateway.Delivery, o outbo
 	if o.Status == "dead" {
 		d.log.WarnContext(ctx, "delivery dead-lettered", "delivery_id", dl.ID, "channel", dl.Channel, "recipient", dl.Recipient, "error", rec.Error)
 	}
+}
+
+// deliveredRecordPatience bounds how long a delivered outcome waits for its
+// record to be written (Redis full or away) before the outbox acks it anyway.
+const deliveredRecordPatience = time.Minute
+
+// retrySubmit keeps writing a delivered outcome's state and audit record:
+// the outbox acks the entry when OnOutcome returns, and an acked delivery
+// without its record is one the audit trail never shows. Until it is
+// written the entry stays pending, so a crash meanwhile redelivers it.
+func (d *Dispatcher) retrySubmit(ctx context.Context, st store.DeliveryState, rec audit.Record) {
+	deadline := time.Now().Add(deliveredRecordPatience)
+	wait := 50 * time.Millisecond
+	for time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		err := d.submit(ctx, st, rec)
+		if err == nil {
+			d.log.InfoContext(ctx, "delivered record written after retrying", "delivery_id", st.Delivery.ID)
+			return
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+	d.log.ErrorContext(ctx, "delivered record not written; the audit trail lacks this delivery", "delivery_id", st.Delivery.ID, "recipient", st.Delivery.Recipient)
 }
 
 func stateOf(status string) string {

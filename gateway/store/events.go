@@ -140,8 +140,19 @@ func (s *Store) PutEvent(ctx context.Context, ev *gateway.Event, received time.T
 		s.eventKey(ev.ID, "cur"), s.eventKey(ev.ID, "v", version),
 		s.eventKey(ev.ID, "versions"), s.eventKey(ev.ID, "sum"),
 	}
-	reply, err := putEventScript.Run(ctx, s.rdb, keys, version, nanos(ev.Modified), nanos(received),
-		blob, sum, string(ev.TLP), ev.Source.Name).Slice()
+	// The routing-queue entry goes first, in the same round trip: if the
+	// version is stored but the second step never happens (Redis full or
+	// gone), recovery still finds it. An entry for a duplicate is dropped by
+	// Unrouted (routed or never stored). Eval, not EvalSha: a pipeline cannot
+	// fall back on NOSCRIPT.
+	pipe1 := s.rdb.Pipeline()
+	queued := pipe1.ZAddNX(ctx, s.key("routing"), redis.Z{Score: float64(received.UnixMilli()), Member: routingMember(ev.ID, version)})
+	put := putEventScript.Eval(ctx, pipe1, keys, version, nanos(ev.Modified), nanos(received),
+		blob, sum, string(ev.TLP), ev.Source.Name)
+	if _, err := pipe1.Exec(ctx); err != nil {
+		return 0, fmt.Errorf("store event %s: %w", ev.ID, err)
+	}
+	reply, err := put.Slice()
 	if err != nil {
 		return 0, fmt.Errorf("store event %s: %w", ev.ID, err)
 	}
@@ -156,6 +167,10 @@ func (s *Store) PutEvent(ctx context.Context, ev *gateway.Event, received time.T
 	switch code {
 	case 0:
 		if heal == 0 {
+			if queued.Val() == 1 {
+				// The entry this call added in advance is not needed.
+				s.rdb.ZRem(ctx, s.key("routing"), routingMember(ev.ID, version))
+			}
 			return Duplicate, nil
 		}
 		result = Duplicate

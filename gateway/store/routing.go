@@ -85,6 +85,7 @@ func (s *Store) Unrouted(ctx context.Context, olderThan time.Duration, limit int
 	refs := make([]VersionRef, 0, len(members))
 	pipe := s.rdb.Pipeline()
 	checks := make([]*redis.BoolCmd, 0, len(members))
+	exists := make([]*redis.IntCmd, 0, len(members))
 	for _, m := range members {
 		id, version, ok := strings.Cut(m, "\x00")
 		if !ok {
@@ -92,6 +93,7 @@ func (s *Store) Unrouted(ctx context.Context, olderThan time.Duration, limit int
 		}
 		refs = append(refs, VersionRef{ID: id, Version: version})
 		checks = append(checks, pipe.SIsMember(ctx, s.eventKey(id, "routed"), version))
+		exists = append(exists, pipe.Exists(ctx, s.eventKey(id, "v", version)))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("read routing state: %w", err)
@@ -101,7 +103,9 @@ func (s *Store) Unrouted(ctx context.Context, olderThan time.Duration, limit int
 	out := refs[:0]
 	var stale []any
 	for i, ref := range refs {
-		if checks[i].Val() {
+		// Routed, or never stored (the entry PutEvent writes first for a
+		// version that turned out to be a duplicate): nothing to recover.
+		if checks[i].Val() || exists[i].Val() == 0 {
 			stale = append(stale, routingMember(ref.ID, ref.Version))
 			continue
 		}
