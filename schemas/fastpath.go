@@ -280,7 +280,7 @@ func (fc *fastCompiler) ref(val any, loc string) (checker, error) {
 	if c, ok := fc.refs[ptr]; ok {
 		return func(v any) verdict { return (*c)(v) }, nil
 	}
-	target := lookup(fc.doc, ptr)
+	target := Lookup(fc.doc, ptr)
 	if target == nil {
 		return nil, fmt.Errorf("%s: %q not found", loc, r)
 	}

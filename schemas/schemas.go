@@ -198,7 +198,7 @@ func Validate(name Name, v any) []Error {
 
 // tooMany reports an array at ptr longer than the maxItems at loc.
 func (st *compiled) tooMany(v any, ptr, loc string) []Error {
-	arr, ok := lookup(v, ptr).([]any)
+	arr, ok := Lookup(v, ptr).([]any)
 	if !ok {
 		return nil
 	}
@@ -322,7 +322,7 @@ func (st *compiled) flatten(ve *jsonschema.ValidationError, instance any, out *[
 	}
 	switch kw {
 	case "required":
-		obj, _ := lookup(instance, ptr).(map[string]any)
+		obj, _ := Lookup(instance, ptr).(map[string]any)
 		names, _ := st.keyword(ve.AbsoluteKeywordLocation).([]any)
 		for _, n := range names {
 			name, _ := n.(string)
@@ -415,7 +415,7 @@ func (st *compiled) keyword(loc string) any {
 	if !ok {
 		return nil
 	}
-	return lookup(v, pointer(frag))
+	return Lookup(v, pointer(frag))
 }
 
 func (st *compiled) intKeyword(loc string) int {
@@ -495,8 +495,8 @@ func Tokens(ptr string) []string {
 	return toks
 }
 
-// lookup resolves a JSON pointer in a decoded JSON value; nil when absent.
-func lookup(v any, ptr string) any {
+// Lookup resolves a JSON pointer in a decoded JSON value; nil when absent.
+func Lookup(v any, ptr string) any {
 	for _, t := range Tokens(ptr) {
 		switch c := v.(type) {
 		case map[string]any:

@@ -14,7 +14,6 @@ import (
 	"io"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -284,23 +283,7 @@ func escapeToken(s string) string {
 func tokens(ptr string) []string { return schemas.Tokens(ptr) }
 
 // lookup resolves a JSON pointer in a decoded value; nil when absent.
-func lookup(v any, ptr string) any {
-	for _, t := range tokens(ptr) {
-		switch c := v.(type) {
-		case map[string]any:
-			v = c[t]
-		case []any:
-			i, err := strconv.Atoi(t)
-			if err != nil || i < 0 || i >= len(c) {
-				return nil
-			}
-			v = c[i]
-		default:
-			return nil
-		}
-	}
-	return v
-}
+func lookup(v any, ptr string) any { return schemas.Lookup(v, ptr) }
 
 // sortErrors orders by pointer (array indexes numerically), then message,
 // and drops duplicates.
