@@ -60,6 +60,11 @@ func merge(cmds []*redis.ZSliceCmd, hasCursor bool, cScore int64, cMember string
 
 func entryOf(z redis.Z) Entry {
 	m := z.Member.(string)
-	id, version, _ := strings.Cut(m, "|")
+	// Versions (RFC 3339) never hold '|'; ids may, so split at the last one.
+	i := strings.LastIndexByte(m, '|')
+	id, version := m, ""
+	if i >= 0 {
+		id, version = m[:i], m[i+1:]
+	}
 	return Entry{ID: id, Version: version, Added: time.UnixMicro(int64(z.Score)).UTC()}
 }

@@ -9,7 +9,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -146,11 +148,21 @@ func (v *Views) added(ctx context.Context, ev *gateway.Event) (time.Time, error)
 // update says an older version may be indexed (its entries are removed first).
 func (v *Views) Index(ctx context.Context, a *policy.Assessment, snap *registry.Snapshot, added time.Time, update bool) (func(redis.Pipeliner) error, error) {
 	ev := a.Event()
+	// The event's member set lists the view keys it is in and, as
+	// "=<member>", the member it was indexed under.
 	var old []string
+	oldMember := ""
 	if update {
-		var err error
-		if old, err = v.rdb.SMembers(ctx, v.memberKey(ev.ID)).Result(); err != nil {
+		entries, err := v.rdb.SMembers(ctx, v.memberKey(ev.ID)).Result()
+		if err != nil {
 			return nil, fmt.Errorf("views of %s: %w", ev.ID, err)
+		}
+		for _, e := range entries {
+			if m, ok := strings.CutPrefix(e, "="); ok {
+				oldMember = m
+				continue
+			}
+			old = append(old, e)
 		}
 	}
 	var keys []string
@@ -173,17 +185,21 @@ func (v *Views) Index(ctx context.Context, a *policy.Assessment, snap *registry.
 	member := ev.ID + "|" + ev.Version()
 	score := float64(added.UnixMicro())
 	return func(pipe redis.Pipeliner) error {
-		for _, k := range old {
-			pipe.ZRemRangeByLex(ctx, k, "["+ev.ID+"|", "["+ev.ID+"|\xff")
-		}
-		mk := v.memberKey(ev.ID)
-		pipe.Del(ctx, mk)
+		// Add first, then remove the previous member by name: a concurrent
+		// reader never sees the event missing from a view it stays in.
 		for _, k := range keys {
 			pipe.ZAdd(ctx, k, redis.Z{Score: score, Member: member})
 		}
-		if len(keys) > 0 {
-			pipe.SAdd(ctx, mk, toAny(keys)...)
+		if oldMember != "" {
+			for _, k := range old {
+				if oldMember != member || !slices.Contains(keys, k) {
+					pipe.ZRem(ctx, k, oldMember)
+				}
+			}
 		}
+		mk := v.memberKey(ev.ID)
+		pipe.Del(ctx, mk)
+		pipe.SAdd(ctx, mk, append(toAny(keys), "="+member)...)
 		// The first routing stamps the index with the registry it was built
 		// under; after a registry change only Reindex moves the stamp.
 		pipe.SetNX(ctx, v.key("regver"), snap.Version, 0)

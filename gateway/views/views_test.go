@@ -220,3 +220,22 @@ func TestReindexRestoresFastPath(t *testing.T) {
 		t.Errorf("A sees %s after reindex", got)
 	}
 }
+
+// An update replaces only its own entry: other events sharing the view keep
+// theirs, whatever their scores.
+func TestUpdateLeavesOtherEventsAlone(t *testing.T) {
+	f := setup(t)
+	t0 := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	for i, id := range []string{"b", "a", "ab", "a|x", "c"} {
+		f.put(t, ev(id, gateway.TLPGreen, gateway.KindAdvisory, t0), t0.Add(time.Duration(5-i)*time.Second))
+	}
+	f.put(t, ev("a", gateway.TLPGreen, gateway.KindAdvisory, t0.Add(time.Hour)), t0.Add(time.Minute))
+	got := ids(t, f, views.Viewer{Audience: views.Community})
+	if fmt.Sprint(got) != "[c a|x ab b a]" {
+		t.Fatalf("community view after updating a: %v", got)
+	}
+	es, _, _ := f.v.List(context.Background(), views.Viewer{Audience: views.Community}, views.Query{})
+	if last := es[len(es)-1]; last.ID != "a" || last.Version != t0.Add(time.Hour).Format(time.RFC3339Nano) {
+		t.Fatalf("a's entry: %+v", last)
+	}
+}
