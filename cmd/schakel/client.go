@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/gateway/config"
+	"github.com/schakel/schakel/gateway/store"
 )
 
 // adminClient talks to a running gateway's admin API, so the CLI works the
@@ -104,11 +104,7 @@ func cmdKeys(ctx context.Context, args []string, stdout io.Writer) error {
 	switch *role {
 	case "admin":
 		// Admin keys live in admin.keys_file, not in Redis: print one to add.
-		k, err := randomKey()
-		if err != nil {
-			return err
-		}
-		fmt.Fprintln(stdout, k)
+		fmt.Fprintln(stdout, store.NewKey())
 		return nil
 	case "source", "constituent":
 		if *name == "" {
@@ -132,26 +128,6 @@ func cmdKeys(ctx context.Context, args []string, stdout io.Writer) error {
 		return nil
 	}
 	return usageError{"keys create: --role must be admin, source or constituent"}
-}
-
-const keyAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-
-// randomKey makes a 40-character alphanumeric key (the form MISP requires)
-// without modulo bias.
-func randomKey() (string, error) {
-	out := make([]byte, 0, 40)
-	buf := make([]byte, 64)
-	for len(out) < 40 {
-		if _, err := rand.Read(buf); err != nil {
-			return "", err
-		}
-		for _, b := range buf {
-			if b < 248 && len(out) < 40 { // 248 = 4×62
-				out = append(out, keyAlphabet[int(b)%62])
-			}
-		}
-	}
-	return string(out), nil
 }
 
 func cmdConstituents(ctx context.Context, args []string, stdout, stderr io.Writer) error {

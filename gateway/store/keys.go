@@ -61,8 +61,10 @@ type storedKey struct {
 	Created time.Time `json:"created"`
 }
 
-// newKey returns a key of keyLen characters drawn uniformly from keyAlphabet.
-func newKey() string {
+// NewKey returns a key of keyLen (40) characters drawn uniformly from
+// keyAlphabet: the form MISP requires. Admin keys for admin.keys_file are
+// made with it too.
+func NewKey() string {
 	out := make([]byte, 0, keyLen)
 	buf := make([]byte, 2*keyLen)
 	for len(out) < keyLen {
@@ -139,7 +141,7 @@ func (s *Store) CreateKey(ctx context.Context, sc Scope) (string, error) {
 	// A clash of 48-bit display prefixes is astronomically rare; drawing
 	// again keeps every prefix naming one key.
 	for range 3 {
-		key := newKey()
+		key := NewKey()
 		if err := s.storeKey(ctx, key, sc); errors.Is(err, errPrefixTaken) {
 			continue
 		} else if err != nil {

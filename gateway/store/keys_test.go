@@ -123,7 +123,7 @@ func TestAuthenticateRejectsWrongKeys(t *testing.T) {
 		"padded":       " " + key[:39],
 		"one char off": key[:39] + alt,
 		"lower-cased":  strings.ToLower(key),
-		"random":       newKey(),
+		"random":       NewKey(),
 		"with bearer":  "Bearer " + key,
 	}
 	for name, k := range cases {
@@ -145,7 +145,7 @@ func TestAuthenticateMalformedSkipsRedis(t *testing.T) {
 	if _, err := s.Authenticate(ctx(t), "short"); !errors.Is(err, gateway.ErrNotFound) {
 		t.Errorf("malformed: %v, want ErrNotFound", err)
 	}
-	if _, err := s.Authenticate(ctx(t), newKey()); err == nil || errors.Is(err, gateway.ErrNotFound) {
+	if _, err := s.Authenticate(ctx(t), NewKey()); err == nil || errors.Is(err, gateway.ErrNotFound) {
 		t.Errorf("well-formed key with Redis down: %v, want a connection error", err)
 	}
 }
@@ -179,7 +179,7 @@ func TestAuthenticateCache(t *testing.T) {
 	}
 
 	// Unknown keys are remembered for at most a second.
-	late := newKey()
+	late := NewKey()
 	if _, err := a.Authenticate(ctx(t), late); !errors.Is(err, gateway.ErrNotFound) {
 		t.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func TestNewKeyIsUniform(t *testing.T) {
 	counts := map[rune]int{}
 	seen := map[string]bool{}
 	for range keys {
-		k := newKey()
+		k := NewKey()
 		if seen[k] {
 			t.Fatal("a key repeated")
 		}
