@@ -93,7 +93,7 @@ func (fc *fastCompiler) object(s map[string]any, at string) (checker, error) {
 	slices.Sort(keys) // deterministic compile errors
 	for _, kw := range keys {
 		val := s[kw]
-		loc := at + "/" + escapeToken(kw)
+		loc := at + "/" + EscapeToken(kw)
 		switch {
 		case annotations[kw]:
 		case kw == "$ref":
@@ -276,7 +276,7 @@ func (fc *fastCompiler) ref(val any, loc string) (checker, error) {
 	if !ok || !strings.HasPrefix(r, "#") {
 		return nil, fmt.Errorf("%s: only local references are supported", loc)
 	}
-	ptr := pointer(r[1:])
+	ptr := Pointer(r[1:])
 	if c, ok := fc.refs[ptr]; ok {
 		return func(v any) verdict { return (*c)(v) }, nil
 	}
@@ -334,7 +334,7 @@ func (fc *fastCompiler) members(s map[string]any, at string) (checker, error) {
 			return nil, fmt.Errorf("%s/properties: not an object", at)
 		}
 		for name, sub := range m {
-			c, err := fc.schema(sub, at+"/properties/"+escapeToken(name))
+			c, err := fc.schema(sub, at+"/properties/"+EscapeToken(name))
 			if err != nil {
 				return nil, err
 			}
@@ -356,7 +356,7 @@ func (fc *fastCompiler) members(s map[string]any, at string) (checker, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s/patternProperties: %w", at, err)
 			}
-			c, err := fc.schema(sub, at+"/patternProperties/"+escapeToken(expr))
+			c, err := fc.schema(sub, at+"/patternProperties/"+EscapeToken(expr))
 			if err != nil {
 				return nil, err
 			}

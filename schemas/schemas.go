@@ -241,7 +241,7 @@ func checkValue(v any, ptr func() string, errs []Error) []Error {
 			case string, bool, nil:
 				continue // the common leaves, without a closure
 			}
-			errs = checkValue(e, func() string { return ptr() + "/" + escapeToken(k) }, errs)
+			errs = checkValue(e, func() string { return ptr() + "/" + EscapeToken(k) }, errs)
 		}
 	case []any:
 		for i, e := range v {
@@ -307,7 +307,7 @@ func validNumber(s string) bool {
 // message instead of one line per alternative.
 func (st *compiled) flatten(ve *jsonschema.ValidationError, instance any, out *[]Error) {
 	kw := lastToken(ve.KeywordLocation)
-	ptr := pointer(ve.InstanceLocation)
+	ptr := Pointer(ve.InstanceLocation)
 	if len(ve.Causes) > 0 {
 		if kw == "anyOf" || kw == "oneOf" {
 			if msg, ok := st.errorMessage(ve.AbsoluteKeywordLocation); ok {
@@ -327,7 +327,7 @@ func (st *compiled) flatten(ve *jsonschema.ValidationError, instance any, out *[
 		for _, n := range names {
 			name, _ := n.(string)
 			if _, ok := obj[name]; !ok {
-				*out = append(*out, Error{ptr + "/" + escapeToken(name), fmt.Sprintf("missing property %q", name)})
+				*out = append(*out, Error{ptr + "/" + EscapeToken(name), fmt.Sprintf("missing property %q", name)})
 			}
 		}
 		return
@@ -337,7 +337,7 @@ func (st *compiled) flatten(ve *jsonschema.ValidationError, instance any, out *[
 			*out = append(*out, Error{ptr, "additional properties are not allowed"})
 		}
 		for _, name := range names {
-			*out = append(*out, Error{ptr + "/" + escapeToken(name), fmt.Sprintf("additional property %q is not allowed", name)})
+			*out = append(*out, Error{ptr + "/" + EscapeToken(name), fmt.Sprintf("additional property %q is not allowed", name)})
 		}
 		return
 	}
@@ -415,7 +415,7 @@ func (st *compiled) keyword(loc string) any {
 	if !ok {
 		return nil
 	}
-	return Lookup(v, pointer(frag))
+	return Lookup(v, Pointer(frag))
 }
 
 func (st *compiled) intKeyword(loc string) int {
@@ -445,9 +445,9 @@ func (st *compiled) errorMessage(loc string) (string, bool) {
 	return msg, ok
 }
 
-// pointer turns the validator's locations, whose tokens are URL-path
+// Pointer turns the validator's locations, whose tokens are URL-path
 // escaped, into an RFC 6901 JSON pointer.
-func pointer(loc string) string {
+func Pointer(loc string) string {
 	if loc == "" || loc == "/" {
 		return ""
 	}
@@ -467,8 +467,8 @@ func lastToken(loc string) string {
 	return loc[strings.LastIndexByte(loc, '/')+1:]
 }
 
-// escapeToken escapes one reference token of a JSON pointer.
-func escapeToken(s string) string {
+// EscapeToken escapes one reference token of a JSON pointer.
+func EscapeToken(s string) string {
 	if !strings.ContainsAny(s, "~/") {
 		return s
 	}

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -253,32 +252,11 @@ func (st *compiled) keyword(loc string) any {
 	return lookup(doc, pointer(frag))
 }
 
-// pointer turns the validator's locations, whose tokens are URL-path
-// escaped, into an RFC 6901 JSON pointer.
-func pointer(loc string) string {
-	if loc == "" || loc == "/" {
-		return ""
-	}
-	if !strings.Contains(loc, "%") {
-		return loc
-	}
-	toks := strings.Split(loc, "/")
-	for i, t := range toks {
-		if u, err := url.PathUnescape(t); err == nil {
-			toks[i] = u
-		}
-	}
-	return strings.Join(toks, "/")
-}
+func pointer(loc string) string { return schemas.Pointer(loc) }
 
 func lastToken(loc string) string { return loc[strings.LastIndexByte(loc, '/')+1:] }
 
-func escapeToken(s string) string {
-	if !strings.ContainsAny(s, "~/") {
-		return s
-	}
-	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
-}
+func escapeToken(s string) string { return schemas.EscapeToken(s) }
 
 func tokens(ptr string) []string { return schemas.Tokens(ptr) }
 
