@@ -2,12 +2,9 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,7 +14,6 @@ import (
 
 	"github.com/schakel/schakel/connectors/webhook/webhooktest"
 	"github.com/schakel/schakel/gateway"
-	"github.com/schakel/schakel/gateway/config"
 	"github.com/schakel/schakel/gateway/redistest"
 )
 
@@ -102,28 +98,8 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 // issues a key for the partner-api source.
 func startFromConfig(t *testing.T, path string) *harness {
 	t.Helper()
-	h := &harness{t: t}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	}
-	g, err := start(ctx, cfg, log)
-	if err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = g.Serve(ctx, ln, 5*time.Second); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	h.g, h.base = g, "http://"+ln.Addr().String()
+	live := runLive(t, path)
+	h := &harness{t: t, g: live.g, base: live.base}
 	var out struct{ Key string }
 	h.do("POST", "/api/v1/sources/partner-api/keys", testAdminKey, nil, 201, &out)
 	h.sourceKey = out.Key

@@ -2,13 +2,10 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"maps"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -24,7 +21,6 @@ import (
 
 	"github.com/schakel/schakel/connectors/webhook/webhooktest"
 	"github.com/schakel/schakel/gateway"
-	"github.com/schakel/schakel/gateway/config"
 	"github.com/schakel/schakel/gateway/redistest"
 	mispmap "github.com/schakel/schakel/mappings/misp"
 )
@@ -32,60 +28,12 @@ import (
 // mispUA is what MISP 2.5.1 sends as User-Agent on sync requests.
 const mispUA = "MISP 2.5.1 - #bb0909a37a7bd727d35f7a60ee9a6ff10bc99852"
 
-// mispGateway is one gateway process run in-process from a configuration
-// file, which a test can stop and start again on the same Redis.
-type mispGateway struct {
-	t    *testing.T
-	path string
-	base string
-	stop func()
-}
+// mispGateway is a live gateway spoken to with MISP's sync headers.
+type mispGateway struct{ *liveGateway }
 
 func runGateway(t *testing.T, path string) *mispGateway {
 	t.Helper()
-	g := &mispGateway{t: t, path: path}
-	g.start()
-	t.Cleanup(func() { g.stop() })
-	return g
-}
-
-func (g *mispGateway) start() {
-	g.t.Helper()
-	cfg, err := config.Load(g.path)
-	if err != nil {
-		g.t.Fatalf("config: %v", err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	gw, err := start(ctx, cfg, log)
-	if err != nil {
-		cancel()
-		g.t.Fatalf("start: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = gw.Serve(ctx, ln, 5*time.Second); close(done) }()
-	g.base = "http://" + ln.Addr().String()
-	var once bool
-	g.stop = func() {
-		if !once {
-			once = true
-			cancel()
-			<-done
-		}
-	}
-}
-
-func (g *mispGateway) restart() {
-	g.t.Helper()
-	g.stop()
-	g.start()
+	return &mispGateway{runLive(t, path)}
 }
 
 // call sends a request with MISP's sync headers; out receives the JSON.

@@ -3,12 +3,10 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -16,65 +14,20 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/schakel/schakel/connectors/taxii"
-	"github.com/schakel/schakel/gateway/config"
 	"github.com/schakel/schakel/gateway/redistest"
 	"github.com/schakel/schakel/gateway/views"
 )
 
-// taxiiGateway is one gateway process, run in-process from a configuration
-// file, that a test can stop and start again on the same Redis.
-type taxiiGateway struct {
-	t    *testing.T
-	path string
-	base string
-	g    *Gateway
-	stop func()
-}
+// taxiiGateway is a live gateway spoken to as a TAXII client.
+type taxiiGateway struct{ *liveGateway }
 
 func runTAXIIGateway(t *testing.T, path string) *taxiiGateway {
 	t.Helper()
-	g := &taxiiGateway{t: t, path: path}
-	g.start()
-	t.Cleanup(func() { g.stop() })
-	return g
-}
-
-func (g *taxiiGateway) start() {
-	g.t.Helper()
-	cfg, err := config.Load(g.path)
-	if err != nil {
-		g.t.Fatalf("config: %v", err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	gw, err := start(ctx, cfg, log)
-	if err != nil {
-		cancel()
-		g.t.Fatalf("start: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = gw.Serve(ctx, ln, 5*time.Second); close(done) }()
-	g.base, g.g = "http://"+ln.Addr().String(), gw
-	var once sync.Once
-	g.stop = func() { once.Do(func() { cancel(); <-done }) }
-}
-
-func (g *taxiiGateway) restart() {
-	g.t.Helper()
-	g.stop()
-	g.start()
+	return &taxiiGateway{runLive(t, path)}
 }
 
 // taxiiResp is one exchange.
