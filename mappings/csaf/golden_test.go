@@ -12,6 +12,7 @@ import (
 	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/gateway/normalize"
 	"github.com/schakel/schakel/mappings/csaf"
+	goldenfile "github.com/schakel/schakel/mappings/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -58,19 +59,7 @@ func TestGolden(t *testing.T) {
 			}
 			got := buf.Bytes()
 			path := strings.TrimSuffix(in, ".json") + ".golden.json"
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("%s differs from Decode's output (run with -update after checking):\n%s", path, got)
-			}
+			goldenfile.Check(t, path, got, *update)
 		})
 	}
 	if n < 4 {

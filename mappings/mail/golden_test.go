@@ -1,7 +1,6 @@
 package mail
 
 import (
-	"bytes"
 	"encoding/json"
 	"flag"
 	"os"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/gateway/normalize"
+	goldenfile "github.com/schakel/schakel/mappings/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -142,19 +142,7 @@ func TestGoldenDecode(t *testing.T) {
 			}
 			got = append(got, '\n')
 			path := strings.TrimSuffix(in, ".eml") + ".golden.json"
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("%s differs from the golden file; got:\n%s", path, got)
-			}
+			goldenfile.Check(t, path, got, *update)
 		})
 	}
 }

@@ -1,7 +1,6 @@
 package stix
 
 import (
-	"bytes"
 	"encoding/json"
 	"flag"
 	"os"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/gateway/normalize"
+	goldenfile "github.com/schakel/schakel/mappings/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -69,19 +69,7 @@ func TestGolden(t *testing.T) {
 			}
 			got = append(got, '\n')
 			path := strings.TrimSuffix(in, ".json") + ".golden.json"
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("output differs from %s (go test -update rewrites it):\n%s", path, got)
-			}
+			goldenfile.Check(t, path, got, *update)
 		})
 	}
 	if n < 10 {
