@@ -77,6 +77,7 @@ func startBenchGateway(b *testing.B, rcv *benchReceiver, nConst int) (base, key 
 	cfgPath := filepath.Join(dir, "schakel.yaml")
 	_ = os.WriteFile(cfgPath, fmt.Appendf(nil, `
 listen: 127.0.0.1:0
+egress: {allow: [127.0.0.0/8, "::1"]}  # test receivers listen on loopback
 redis: {url: %q, prefix: %q}
 admin: {keys_file: admin.keys}
 limits: {webhook_per_minute: 100000000, ingest_per_minute: 100000000}

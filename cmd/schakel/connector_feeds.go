@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/schakel/schakel/connectors/csaf"
 	"github.com/schakel/schakel/connectors/csv"
@@ -22,7 +23,7 @@ func setupFeeds(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) er
 		case "csaf":
 			src, err := csaf.NewSource(csaf.Options{
 				Name: s.Name, URL: s.URL, DefaultTLP: s.DefaultTLP, Interval: s.Interval.Duration,
-				UserAgent: "Schakel/" + version, Log: g.log, Metrics: g.Metrics,
+				UserAgent: "Schakel/" + version, Log: g.log, Metrics: g.Metrics, Client: g.Egress.Client(60 * time.Second),
 			}, in, g.Store, g.Audit)
 			if err != nil {
 				return fmt.Errorf("sources[%d] (%s): %w", i, s.Name, err)
@@ -37,6 +38,7 @@ func setupFeeds(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) er
 			src, err := csv.NewSource(csv.Options{
 				Name: s.Name, Path: s.Path, URL: s.URL, Profile: profile, DefaultTLP: s.DefaultTLP,
 				Interval: s.Interval.Duration, UserAgent: "Schakel/" + version, Log: g.log, Metrics: g.Metrics,
+				Client: g.Egress.Client(5 * time.Minute),
 			}, in, g.Store, g.Audit, func() policy.Owners { return g.Registry.Current() })
 			if err != nil {
 				return fmt.Errorf("sources[%d] (%s): %w", i, s.Name, err)

@@ -35,7 +35,7 @@ func setupMISP(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) err
 			continue
 		}
 		// Large upstream events take a while to serve; a pull is not urgent.
-		client, err := misp.NewClient(s.URL, s.Key, misp.ClientOptions{UserAgent: ua, Timeout: 5 * time.Minute})
+		client, err := misp.NewClient(s.URL, s.Key, misp.ClientOptions{UserAgent: ua, HTTP: g.Egress.Client(5 * time.Minute)})
 		if err != nil {
 			return fmt.Errorf("sources[%d] (%s): %w", i, s.Name, err)
 		}
@@ -55,7 +55,7 @@ func setupMISP(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) err
 
 	// A MISP takes its time to save 10,000 attributes; keep outbox.reclaim_idle
 	// above this so another replica does not take the push over meanwhile.
-	sink, err := misp.NewSink(misp.SinkOptions{Org: org, UserAgent: ua, Timeout: time.Minute, Log: g.log})
+	sink, err := misp.NewSink(misp.SinkOptions{Org: org, UserAgent: ua, HTTP: g.Egress.Client(time.Minute), Log: g.log})
 	if err != nil {
 		return fmt.Errorf("misp: %w", err)
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -34,7 +33,7 @@ func setupTAXII(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) er
 	})
 
 	// One page of an upstream collection can be large (1,000 objects).
-	hc := &http.Client{Timeout: 2 * time.Minute}
+	hc := g.Egress.Client(2 * time.Minute)
 	for i, s := range cfg.Sources {
 		if s.Type != "taxii" {
 			continue

@@ -15,8 +15,8 @@ import (
 // setupWebhook adds the webhook channel (Standard Webhooks) to SOCs and the
 // body formats a signed webhook source may declare besides canonical.
 // Signed webhook ingest (POST /api/v1/ingest/{source}) is part of the core API.
-func setupWebhook(_ context.Context, _ *Gateway, cfg *config.Config, w *wiring) error {
-	sender := webhook.NewSender(webhook.SenderOptions{Timeout: cfg.Channels.Webhook.Timeout.Duration, UserAgent: "Schakel/" + version})
+func setupWebhook(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) error {
+	sender := webhook.NewSender(webhook.SenderOptions{Dial: g.Egress.DialContext, Timeout: cfg.Channels.Webhook.Timeout.Duration, UserAgent: "Schakel/" + version})
 	w.sinks[gateway.ChannelWebhook] = webhook.NewSink(sender)
 	w.parsers["misp"] = parser(misp.Decode)
 	w.parsers["stix"] = parser(stix.Decode)

@@ -47,6 +47,7 @@ func writeConsoleConfig(t *testing.T, dir string, r *redistest.Redis, hook *webh
 `, hook.URL, hook.Secret))
 	return writeFile(t, dir, "schakel.yaml", fmt.Sprintf(`
 listen: 127.0.0.1:0
+egress: {allow: [127.0.0.0/8, "::1"]}  # test receivers listen on loopback
 public_url: http://127.0.0.1
 redis: {url: %q, prefix: %q}
 admin: {keys_file: admin.keys}

@@ -422,6 +422,7 @@ func newFaultEnv(t *testing.T, p faultPeers) *faultEnv {
 	port := freePort(t)
 	cfg := writeFile(t, e.dir, "schakel.yaml", fmt.Sprintf(`
 listen: 127.0.0.1:%s
+egress: {allow: [127.0.0.0/8, "::1"]}  # test receivers listen on loopback
 redis: {url: %q, prefix: fault}
 admin: {keys_file: admin.keys}
 tlp: {default: AMBER}

@@ -69,6 +69,7 @@ func newFeeds(t *testing.T, o feedsOpts) *feeds {
 `, hook(f.a), limitA, hook(f.b), hook(f.c), hook(f.d)))
 	path := writeFile(t, dir, "schakel.yaml", fmt.Sprintf(`
 listen: 127.0.0.1:0
+egress: {allow: [127.0.0.0/8, "::1"]}  # test receivers listen on loopback
 redis: {url: %q, prefix: %q}
 admin: {keys_file: admin.keys}
 tlp: {default: AMBER}

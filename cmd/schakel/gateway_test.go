@@ -69,6 +69,7 @@ func harnessConfig(t *testing.T, dir, redisURL, prefix, listen string, a, b *web
 `, a.URL, a.Secret, limitA, b.URL, b.Secret))
 	return writeFile(t, dir, "schakel.yaml", fmt.Sprintf(`
 listen: %s
+egress: {allow: [127.0.0.0/8, "::1"]}  # test receivers listen on loopback
 redis: {url: %q, prefix: %q}
 admin: {keys_file: admin.keys}
 tlp: {default: AMBER}

@@ -296,6 +296,7 @@ func mispPeerConfig(t *testing.T, r *redistest.Redis, dir, sources, constituents
 	writeFile(t, dir, "constituents.yaml", constituents)
 	return writeFile(t, dir, "schakel.yaml", fmt.Sprintf(`
 listen: 127.0.0.1:0
+egress: {allow: [127.0.0.0/8, "::1"]}  # test receivers listen on loopback
 public_url: https://%s.schakel.example
 redis: {url: %q, prefix: %q}
 admin: {keys_file: admin.keys}

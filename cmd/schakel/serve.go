@@ -23,6 +23,7 @@ import (
 	"github.com/schakel/schakel/gateway/audit"
 	"github.com/schakel/schakel/gateway/config"
 	"github.com/schakel/schakel/gateway/dispatch"
+	"github.com/schakel/schakel/gateway/egress"
 	"github.com/schakel/schakel/gateway/httpapi"
 	"github.com/schakel/schakel/gateway/limit"
 	"github.com/schakel/schakel/gateway/metrics"
@@ -74,6 +75,8 @@ type Gateway struct {
 	HTTP     *httpapi.Server
 	Metrics  *metrics.Metrics
 	Limiter  *limit.Limiter
+	// Egress judges every outbound connection (sources, webhooks, pushes).
+	Egress *egress.Policy
 
 	workers sync.WaitGroup
 	stop    context.CancelFunc
@@ -87,6 +90,11 @@ const redisPoolSize = 256
 // start wires a gateway and starts its background workers (not the listener).
 func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	g := &Gateway{log: log}
+	pol, err := egress.New(cfg.Egress.Allow, cfg.Egress.Deny)
+	if err != nil {
+		return nil, err
+	}
+	g.Egress = pol
 	url := cfg.Redis.URL
 	if url == "" {
 		m := miniredis.NewMiniRedis()
@@ -114,6 +122,10 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway,
 		}
 		cs, err := config.ParseConstituents(data)
 		if err != nil {
+			g.Close()
+			return nil, fmt.Errorf("constituents_file %s: %w", cfg.ConstituentsFile, err)
+		}
+		if err := checkDestinations(pol, cs); err != nil {
 			g.Close()
 			return nil, fmt.Errorf("constituents_file %s: %w", cfg.ConstituentsFile, err)
 		}
@@ -184,7 +196,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway,
 	g.HTTP = httpapi.New(httpapi.Options{
 		Redis: g.rdb, Store: g.Store, Audit: g.Audit, Outbox: g.Outbox, Pipeline: g.Pipeline, Registry: reg,
 		Limiter: leasing, Metrics: m, Gatherer: promReg, Log: log, AdminKeys: cfg.Admin.Keys, Sources: sources,
-		Parsers: w.parsers, IngestPerMinute: cfg.Limits.IngestPerMinute, AuthFailuresPerMinute: cfg.Limits.AuthFailuresPerMinute, BodyLimit: cfg.HTTP.BodyLimit, ReadTimeout: cfg.HTTP.ReadTimeout.Duration,
+		Destinations: pol, Parsers: w.parsers, IngestPerMinute: cfg.Limits.IngestPerMinute, AuthFailuresPerMinute: cfg.Limits.AuthFailuresPerMinute, BodyLimit: cfg.HTTP.BodyLimit, ReadTimeout: cfg.HTTP.ReadTimeout.Duration,
 	})
 	for _, mount := range w.mounts {
 		g.HTTP.Mount(mount)
@@ -350,7 +362,12 @@ func cmdCheckConfig(args []string, stdout io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("constituents_file: %w", err)
 		}
-		if _, err := config.ParseConstituents(data); err != nil {
+		cs, err := config.ParseConstituents(data)
+		if err == nil {
+			pol, _ := egress.New(cfg.Egress.Allow, cfg.Egress.Deny) // entries checked by config.Load
+			err = checkDestinations(pol, cs)
+		}
+		if err != nil {
 			return fmt.Errorf("constituents_file %s: %w", cfg.ConstituentsFile, err)
 		}
 	}
@@ -405,4 +422,16 @@ func sweepInterval(r config.Retention) time.Duration {
 		}
 	}
 	return max(d, time.Second)
+}
+
+// checkDestinations refuses constituents whose webhook or misp_push URL the
+// egress policy blocks, naming each as constituents[i] (id).
+func checkDestinations(pol *egress.Policy, cs []gateway.Constituent) error {
+	var errs []error
+	for i := range cs {
+		for _, fe := range pol.CheckConstituent(&cs[i]) {
+			errs = append(errs, fmt.Errorf("constituents[%d] (%s) %s: %s", i, cs[i].ID, fe.Field, fe.Message))
+		}
+	}
+	return errors.Join(errs...)
 }

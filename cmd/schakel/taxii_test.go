@@ -99,6 +99,7 @@ func taxiiConfig(t *testing.T, dir string, r *redistest.Redis, prefix, sources s
 	writeFile(t, dir, "constituents.yaml", taxiiConstituents)
 	return writeFile(t, dir, "schakel.yaml", fmt.Sprintf(`
 listen: 127.0.0.1:0
+egress: {allow: [127.0.0.0/8, "::1"]}  # test receivers listen on loopback
 redis: {url: %q, prefix: %q}
 admin: {keys_file: admin.keys}
 tlp: {default: AMBER}

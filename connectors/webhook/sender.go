@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -40,6 +41,9 @@ type SenderOptions struct {
 	UserAgent           string        // default DefaultUserAgent
 	Client              *http.Client  // optional; used as given (its redirect policy included)
 	MaxIdleConnsPerHost int           // for the built-in transport; default 64
+	// Dial opens the built-in transport's connections (an egress guard);
+	// nil means net.Dialer's.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Sender POSTs signed payloads. It is safe for concurrent use and shares one
@@ -69,6 +73,9 @@ func NewSender(o SenderOptions) *Sender {
 	if client == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = o.MaxIdleConnsPerHost
+		if o.Dial != nil {
+			tr.DialContext = o.Dial
+		}
 		tr.MaxIdleConns = max(tr.MaxIdleConns, 16*o.MaxIdleConnsPerHost)
 		client = &http.Client{
 			Transport: tr,

@@ -5,6 +5,8 @@ import (
 	"net"
 	"strconv"
 	"strings"
+
+	"github.com/schakel/schakel/gateway/egress"
 )
 
 // check reports what the schema cannot express: uniqueness, positive
@@ -15,6 +17,7 @@ func (p *parser) check(c *Config) {
 		p.hostPort("/channels/email/relay", c.Channels.Email.Relay)
 	}
 
+	pol := p.egress(c.Egress)
 	names := map[string]int{}
 	for i, s := range c.Sources {
 		base := fmt.Sprintf("/sources/%d/", i)
@@ -32,6 +35,11 @@ func (p *parser) check(c *Config) {
 		if s.Address != "" {
 			p.hostPort(base+"address", s.Address)
 		}
+		if s.URL != "" && !p.failed[base+"url"] {
+			if err := pol.CheckURL(s.URL); err != nil {
+				p.fail(base+"url", err, "%v", err)
+			}
+		}
 	}
 
 	lists := map[string]int{}
@@ -44,6 +52,26 @@ func (p *parser) check(c *Config) {
 		}
 		lists[addr] = i
 	}
+}
+
+// egress checks each allow and deny entry and returns the policy built
+// from the good ones, so configured URLs are judged as they will be dialled.
+func (p *parser) egress(e Egress) *egress.Policy {
+	var lists [2][]string
+	for j, l := range [2]struct {
+		name    string
+		entries []string
+	}{{"allow", e.Allow}, {"deny", e.Deny}} {
+		for i, v := range l.entries {
+			if _, err := egress.ParsePrefix(v); err != nil {
+				p.fail(fmt.Sprintf("/egress/%s/%d", l.name, i), err, "%v", err)
+				continue
+			}
+			lists[j] = append(lists[j], v)
+		}
+	}
+	pol, _ := egress.New(lists[0], lists[1])
+	return pol
 }
 
 func (p *parser) present(ptr string) bool { return lookup(p.doc, ptr) != nil }

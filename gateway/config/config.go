@@ -55,6 +55,15 @@ type Config struct {
 	ShutdownTimeout  Duration      `json:"shutdown_timeout" yaml:"shutdown_timeout"`
 	TLS              TLS           `json:"tls" yaml:"tls"`
 	Retention        Retention     `json:"retention" yaml:"retention"`
+	Egress           Egress        `json:"egress" yaml:"egress"`
+}
+
+// Egress narrows or widens where Schakel may connect out to (package
+// gateway/egress): loopback, link-local and similar addresses are blocked
+// unless listed in Allow; Deny blocks further prefixes (say, 10.0.0.0/8).
+type Egress struct {
+	Allow []string `json:"allow" yaml:"allow"`
+	Deny  []string `json:"deny" yaml:"deny"`
 }
 
 // TLS makes the listener serve HTTPS. With ClientCAFile set, every client

@@ -82,6 +82,11 @@ func TestParseErrors(t *testing.T) {
 			`sources[0].key_file (line 5): testdata/short.key does not hold a MISP key (40 letters and digits)`}},
 		{"duplicate-mailing-list.yaml", []string{
 			`mailing_lists[1].address (line 3): list "Members@lists.example" is already configured as mailing_lists[0] with audience "community"`}},
+		{"egress.yaml", []string{
+			`egress.allow[1] (line 3): "not-a-net" is neither an address nor a CIDR prefix`,
+			`egress.deny[0] (line 4): "10.0.0.0/33" is not a CIDR prefix`,
+			`sources[0].url (line 6): 169.254.169.254 is link-local (cloud metadata lives here): outbound connections there are blocked (list it under egress.allow to permit it)`,
+			`sources[2].url (line 8): 127.0.0.1 is loopback: outbound connections there are blocked (list it under egress.allow to permit it)`}},
 		{"not-a-mapping.yaml", []string{
 			`(root) (line 1): expected object, got array`}},
 		{"empty.yaml", []string{

@@ -79,6 +79,11 @@ type Options struct {
 	// Sources are the configured sources, shown on the overview with their
 	// events of the last 24 h and pollers' stored cursors.
 	Sources []Source
+	// Destinations, when set, refuses imported constituents whose webhook
+	// or misp_push URL the egress policy blocks.
+	Destinations interface {
+		CheckConstituent(*gateway.Constituent) []gateway.FieldError
+	}
 	// Secure marks the session cookie Secure (public_url is https).
 	Secure bool
 	Log    *slog.Logger

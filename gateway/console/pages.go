@@ -536,6 +536,14 @@ func (c *Console) importConstituents(ctx *fiber.Ctx) error {
 	if len(cs) == 0 {
 		return bad("file " + fh.Filename + ": holds no constituents")
 	}
+	if c.o.Destinations != nil {
+		// Judge the whole file first: a refused URL imports nothing.
+		for i := range cs {
+			if fe := c.o.Destinations.CheckConstituent(&cs[i]); len(fe) > 0 {
+				return bad(fmt.Sprintf("constituent %s: %s", cs[i].ID, &gateway.ValidationError{Fields: fe}))
+			}
+		}
+	}
 	actor := sessionOf(ctx).Actor
 	for _, k := range cs {
 		created, err := c.o.Store.PutConstituent(rctx, k)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/gateway/audit"
+	"github.com/schakel/schakel/gateway/egress"
 	"github.com/schakel/schakel/gateway/limit"
 	"github.com/schakel/schakel/gateway/metrics"
 	"github.com/schakel/schakel/gateway/outbox"
@@ -244,6 +245,11 @@ func (d *Dispatcher) Handler(ch gateway.Channel, sink Sink) outbox.Handler {
 			}
 		}
 		if err := sink.Deliver(ctx, dl, c, project(), decision.Handling); err != nil {
+			// A destination the egress policy blocks stays blocked until
+			// the operator changes the policy; retrying would only wait.
+			if errors.Is(err, egress.ErrBlocked) {
+				return outbox.Permanent(err)
+			}
 			var de *gateway.DeliveryError
 			if errors.As(err, &de) {
 				if de.Permanent {

@@ -96,6 +96,11 @@ func (s *Server) putConstituent(c *fiber.Ctx) error {
 	if err := json.Unmarshal(body, &k); err != nil {
 		return fail(c, fiber.StatusBadRequest, "body: "+err.Error())
 	}
+	if s.o.Destinations != nil {
+		if fe := s.o.Destinations.CheckConstituent(&k); len(fe) > 0 {
+			return &gateway.ValidationError{Fields: fe}
+		}
+	}
 	created, err := s.o.Store.PutConstituent(c.UserContext(), k)
 	if err != nil {
 		return err

@@ -67,9 +67,18 @@ type Options struct {
 	ReadTimeout      time.Duration
 	WebhookTolerance time.Duration
 
+	// Destinations, when set, refuses constituents whose webhook or
+	// misp_push URL points where Schakel may not connect (egress policy).
+	Destinations Destinations
+
 	// AuthFailuresPerMinute is how many wrong keys one client IP may send a
 	// minute; 0 means DefaultAuthFailuresPerMinute, negative disables.
 	AuthFailuresPerMinute int
+}
+
+// Destinations judges a constituent's outbound URLs (*egress.Policy).
+type Destinations interface {
+	CheckConstituent(*gateway.Constituent) []gateway.FieldError
 }
 
 // Server is the fiber app with its dependencies.

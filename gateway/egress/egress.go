@@ -1,0 +1,210 @@
+// Package egress decides which addresses Schakel may open connections to.
+//
+// URLs reach Schakel from operators (sources, constituents' webhooks and MISP
+// push targets) and from remote documents (a CSAF provider's feed list, an
+// HTTP redirect). Any of them can point at the gateway's own host or at a
+// cloud metadata service, so the check runs in the dialer, on the address
+// actually connected to after DNS resolution: a hostname that resolves (or
+// re-resolves) to a blocked address is caught as well as a literal.
+package egress
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/schakel/schakel/gateway"
+)
+
+// ErrBlocked matches (errors.Is) every refusal by a Policy.
+var ErrBlocked = errors.New("destination blocked by egress policy")
+
+// BlockedError names the refused address and why.
+type BlockedError struct {
+	Addr   netip.Addr
+	Reason string
+}
+
+func (e *BlockedError) Error() string {
+	return fmt.Sprintf("%s is %s: outbound connections there are blocked (list it under egress.allow to permit it)", e.Addr, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrBlocked) true through any wrapping (url.Error,
+// net.OpError, a sink's DeliveryError).
+func (e *BlockedError) Is(target error) bool { return target == ErrBlocked }
+
+type rule struct {
+	prefix netip.Prefix
+	reason string
+}
+
+// builtin is blocked unless allowed. Private ranges (RFC 1918, ULA) are not:
+// constituents' MISP instances and SOC receivers often live on internal
+// networks; an operator who wants them blocked lists them under egress.deny.
+var builtin = []rule{
+	{netip.MustParsePrefix("127.0.0.0/8"), "loopback"},
+	{netip.MustParsePrefix("::1/128"), "loopback"},
+	{netip.MustParsePrefix("169.254.0.0/16"), "link-local (cloud metadata lives here)"},
+	{netip.MustParsePrefix("fe80::/10"), "link-local"},
+	{netip.MustParsePrefix("fd00:ec2::254/128"), "a cloud metadata address"},
+	{netip.MustParsePrefix("0.0.0.0/8"), "unspecified (this host)"},
+	{netip.MustParsePrefix("::/128"), "unspecified (this host)"},
+	{netip.MustParsePrefix("224.0.0.0/4"), "multicast"},
+	{netip.MustParsePrefix("ff00::/8"), "multicast"},
+	{netip.MustParsePrefix("255.255.255.255/32"), "broadcast"},
+}
+
+// Policy is the set of allowed and denied prefixes. The zero value and a nil
+// *Policy apply the built-in blocks only.
+type Policy struct {
+	allow []netip.Prefix
+	deny  []netip.Prefix
+}
+
+// New builds a policy. allow entries win over everything (a local MISP on
+// 127.0.0.1, a test receiver); deny entries are blocked in addition to the
+// built-in ones. Entries are CIDR prefixes or single addresses; a bad entry
+// is reported with its list and index.
+func New(allow, deny []string) (*Policy, error) {
+	p := &Policy{}
+	var errs []error
+	parse := func(name string, in []string) []netip.Prefix {
+		out := make([]netip.Prefix, 0, len(in))
+		for i, s := range in {
+			pf, err := ParsePrefix(s)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("egress.%s[%d]: %w", name, i, err))
+				continue
+			}
+			out = append(out, pf)
+		}
+		return out
+	}
+	p.allow = parse("allow", allow)
+	p.deny = parse("deny", deny)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// ParsePrefix reads "10.0.0.0/8", "::1/128" or a bare address (a /32 or /128).
+func ParsePrefix(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		pf, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR prefix", s)
+		}
+		return pf.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is neither an address nor a CIDR prefix", s)
+	}
+	a = a.Unmap().WithZone("")
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// Check returns a *BlockedError when a connection to a is not allowed.
+func (p *Policy) Check(a netip.Addr) error {
+	// ::ffff:127.0.0.1 is 127.0.0.1 to the kernel; judge it as such.
+	a = a.Unmap().WithZone("")
+	if p != nil {
+		for _, pf := range p.allow {
+			if pf.Contains(a) {
+				return nil
+			}
+		}
+		for _, pf := range p.deny {
+			if pf.Contains(a) {
+				return &BlockedError{Addr: a, Reason: "in egress.deny (" + pf.String() + ")"}
+			}
+		}
+	}
+	for _, r := range builtin {
+		if r.prefix.Contains(a) {
+			return &BlockedError{Addr: a, Reason: r.reason}
+		}
+	}
+	return nil
+}
+
+// CheckURL refuses, before any connection, a URL whose host is a blocked
+// address literal or a name that always means this host ("localhost").
+// Other names are judged when dialled. It does not judge the URL's scheme.
+func (p *Policy) CheckURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("not a URL: %w", err)
+	}
+	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		// RFC 6761: localhost names resolve to loopback.
+		return p.Check(netip.AddrFrom4([4]byte{127, 0, 0, 1}))
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		return p.Check(a)
+	}
+	return nil
+}
+
+// control runs after DNS and before connect, for every address tried.
+func (p *Policy) control(_, address string, _ syscall.RawConn) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return fmt.Errorf("egress: cannot judge address %q: %w", address, err)
+	}
+	return p.Check(ap.Addr())
+}
+
+// Dialer returns a dialer that refuses blocked addresses.
+func (p *Policy) Dialer(timeout time.Duration) *net.Dialer {
+	return &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second, Control: p.control}
+}
+
+// DialContext dials through the policy with a 30 s connect timeout.
+func (p *Policy) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	return p.Dialer(30*time.Second).DialContext(ctx, network, addr)
+}
+
+// Transport is http.DefaultTransport's settings with the guarded dialer.
+// With an HTTP proxy configured (HTTPS_PROXY), the address judged is the
+// proxy's; the proxy then decides where requests may go.
+func (p *Policy) Transport() *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = p.DialContext
+	return tr
+}
+
+// Client is an *http.Client with the guarded transport and a total timeout.
+// Redirects are followed (at most 10) and each hop is dialled through the
+// policy.
+func (p *Policy) Client(timeout time.Duration) *http.Client {
+	return &http.Client{Transport: p.Transport(), Timeout: timeout}
+}
+
+// CheckConstituent judges a constituent's webhook and misp_push URLs with
+// CheckURL, naming each refused one by its JSON pointer, so an operator
+// learns at registration, not at the first delivery.
+func (p *Policy) CheckConstituent(c *gateway.Constituent) []gateway.FieldError {
+	var out []gateway.FieldError
+	for i, w := range c.Webhooks {
+		if err := p.CheckURL(w.URL); err != nil {
+			out = append(out, gateway.FieldError{Field: fmt.Sprintf("/webhooks/%d/url", i), Message: err.Error()})
+		}
+	}
+	if c.MISPPush != nil {
+		if err := p.CheckURL(c.MISPPush.URL); err != nil {
+			out = append(out, gateway.FieldError{Field: "/misp_push/url", Message: err.Error()})
+		}
+	}
+	return out
+}
