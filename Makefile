@@ -5,8 +5,17 @@ BIN      := bin/schakel
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 10s
+# Minimising each new input is the fuzzer's default (up to 60 s); on the
+# in-process gateway target every input looks new (background goroutines
+# add coverage), so minimising would take all the time.
+FUZZMIN  ?= 5s
+# The ingest paths: every way data enters, from raw bytes to the store.
+INGEST_FUZZ := ./cmd/schakel:FuzzIngestPaths ./gateway/httpapi:FuzzDecodeCanonical \
+	./connectors/webhook:FuzzVerify ./mappings/misp:FuzzDecode ./mappings/stix:FuzzDecode \
+	./connectors/taxii:FuzzParsePage ./mappings/csaf:FuzzDecode ./connectors/csaf:FuzzParseROLIE \
+	./mappings/csv:FuzzDecode ./mappings/csv:FuzzReader ./mappings/mail:FuzzDecode
 
-.PHONY: build run test test-faults bench lint fmt fuzz vet clean
+.PHONY: build run test test-faults bench lint fmt fuzz fuzz-ingest vet clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/schakel
@@ -41,8 +50,17 @@ fuzz:
 		pkg=./$$(dirname $$f); \
 		for t in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' $$f | sed 's/func //'); do \
 			echo "== $$pkg $$t"; \
-			$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$pkg; \
+			$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMIN) $$pkg; \
 		done; \
+	done
+
+# A bounded slice of fuzzing over every ingest path (.ci/run: 10 s each);
+# the 30-minute run by hand: make fuzz-ingest FUZZTIME=3m.
+fuzz-ingest:
+	@set -e; for spec in $(INGEST_FUZZ); do \
+		pkg=$${spec%%:*}; t=$${spec##*:}; \
+		echo "== $$pkg $$t ($(FUZZTIME))"; \
+		$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMIN) $$pkg; \
 	done
 
 clean:
