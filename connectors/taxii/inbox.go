@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/schakel/schakel/gateway"
+	"github.com/schakel/schakel/gateway/httpapi"
 	"github.com/schakel/schakel/gateway/pipeline"
 	"github.com/schakel/schakel/gateway/store"
 	"github.com/schakel/schakel/mappings/stix"
@@ -65,7 +66,12 @@ func (s *Server) addObjects(c *fiber.Ctx) error {
 	if !postable(c.Get(fiber.HeaderContentType)) {
 		return fail(fiber.StatusUnsupportedMediaType, "Content-Type must be "+MediaTAXII+" (an envelope) or "+MediaSTIX+" (a bundle)")
 	}
-	body := c.Body()
+	// Not c.Body(): it inflates a compressed body without a bound.
+	body, err := httpapi.RequestBody(c, s.o.MaxContentLength)
+	var fe *fiber.Error
+	if errors.As(err, &fe) {
+		return fail(fe.Code, fe.Message)
+	}
 	if len(body) > s.o.MaxContentLength {
 		return fail(fiber.StatusRequestEntityTooLarge, "body is larger than max_content_length "+strconv.Itoa(s.o.MaxContentLength))
 	}

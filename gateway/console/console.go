@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -166,6 +167,13 @@ func (c *Console) headers(ctx *fiber.Ctx) error {
 	ctx.Set("X-Content-Type-Options", "nosniff")
 	ctx.Set("Referrer-Policy", "no-referrer")
 	ctx.Set(fiber.HeaderCacheControl, "no-store")
+	// Browsers never encode what they post, and fasthttp's form parsing
+	// inflates a gzip body without a bound (a 1 MiB bomb becomes 1 GiB),
+	// before any session or key is checked.
+	if enc := strings.TrimSpace(ctx.Get(fiber.HeaderContentEncoding)); enc != "" && !strings.EqualFold(enc, "identity") {
+		return c.render(ctx.Status(fiber.StatusUnsupportedMediaType), "error", page{Title: "Unsupported Media Type",
+			Error: "Content-Encoding " + enc + " is not accepted; send the form uncompressed"})
+	}
 	return ctx.Next()
 }
 

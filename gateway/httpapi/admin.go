@@ -79,8 +79,12 @@ func (s *Server) putConstituent(c *fiber.Ctx) error {
 		return err
 	}
 	id := c.Params("id")
+	data, err := RequestBody(c, s.o.BodyLimit)
+	if err != nil {
+		return err
+	}
 	var raw map[string]any
-	if err := json.Unmarshal(c.Body(), &raw); err != nil {
+	if err := json.Unmarshal(data, &raw); err != nil {
 		return fail(c, fiber.StatusBadRequest, "body is not a JSON object: "+err.Error())
 	}
 	if v, ok := raw["id"]; !ok {
@@ -246,7 +250,11 @@ func (s *Server) release(c *fiber.Ctx) error {
 	var body struct {
 		Recipients []gateway.Addressee `json:"recipients"`
 	}
-	if err := json.Unmarshal(c.Body(), &body); err != nil {
+	data, err := RequestBody(c, s.o.BodyLimit)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, &body); err != nil {
 		return fail(c, fiber.StatusBadRequest, "body: "+err.Error())
 	}
 	caller, _ := CallerOf(c)

@@ -39,7 +39,11 @@ func (s *Server) postEvent(c *fiber.Ctx) error {
 	if !ok {
 		return fail(c, fiber.StatusForbidden, fmt.Sprintf("source %q is not configured", caller.Scope.Name))
 	}
-	return s.ingestCanonical(c, src, c.Body())
+	body, err := RequestBody(c, s.o.BodyLimit)
+	if err != nil {
+		return err
+	}
+	return s.ingestCanonical(c, src, body)
 }
 
 // decodeCanonical validates body against the event schema and decodes it.
@@ -104,7 +108,10 @@ func (s *Server) postWebhook(c *fiber.Ctx) error {
 	if !ok || src.Type != "webhook" {
 		return fail(c, fiber.StatusNotFound, "no webhook source named "+c.Params("source"))
 	}
-	body := c.Body()
+	body, err := RequestBody(c, s.o.BodyLimit)
+	if err != nil {
+		return err
+	}
 	get := func(name string) string { return c.Get(name) }
 	if err := webhook.Verify(src.Secret, get, body, time.Now(), s.o.WebhookTolerance); err != nil {
 		s.o.Metrics.Rejected.WithLabelValues(src.Name, "auth").Inc()
