@@ -88,6 +88,12 @@ func NewSMTPIntake(o SMTPIntakeOptions) (*SMTPIntake, error) {
 		srv.Domain = o.Recipients[0][strings.LastIndexByte(o.Recipients[0], '@')+1:]
 	}
 	srv.MaxMessageBytes = o.MaxSize
+	// RFC 5321 caps lines at 1,000 octets, but alert mailers send unwrapped
+	// HTML and headers far longer, and over go-smtp's default (2,000) the
+	// server answers mid-DATA and hangs up, so the sender only sees a reset
+	// and retries for days. Lines as long as a whole message cost no more
+	// memory than the message itself, which is already buffered up to MaxSize.
+	srv.MaxLineLength = int(o.MaxSize)
 	srv.MaxRecipients = 50
 	srv.ReadTimeout, srv.WriteTimeout = o.Timeout, o.Timeout
 	srv.ErrorLog = slogPrinter{log}
