@@ -452,7 +452,7 @@ func (m *Mailbox) start(ln net.Listener) {
 	}
 	opts := &imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return m.mem.NewSession(), nil, nil
+			return flushingSession{m.mem.NewSession()}, nil, nil
 		},
 		Caps:         caps,
 		InsecureAuth: true,
@@ -515,3 +515,33 @@ type literal struct {
 }
 
 func (l literal) Size() int64 { return l.n }
+
+// flushingSession makes IDLE start by sending what is already pending, as
+// Dovecot and other real servers do. imapmemserver only signals updates
+// queued after IDLE began, so mail appended between a client's last
+// command and its IDLE would go unnoticed until the IDLE ended.
+type flushingSession struct{ imapserver.Session }
+
+func (s flushingSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	if err := s.Session.Poll(w, true); err != nil {
+		return err
+	}
+	return s.Session.Idle(w, stop)
+}
+
+// Move keeps MOVE (RFC 6851) available through the wrapper.
+func (s flushingSession) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
+	mv, ok := s.Session.(imapserver.SessionMove)
+	if !ok {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Text: "MOVE is not supported"}
+	}
+	return mv.Move(w, numSet, dest)
+}
+
+// Namespace keeps NAMESPACE (required by IMAP4rev2) available.
+func (s flushingSession) Namespace() (*imap.NamespaceData, error) {
+	if ns, ok := s.Session.(imapserver.SessionNamespace); ok {
+		return ns.Namespace()
+	}
+	return &imap.NamespaceData{Personal: []imap.NamespaceDescriptor{{Delim: '/'}}}, nil
+}
