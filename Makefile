@@ -15,7 +15,7 @@ INGEST_FUZZ := ./cmd/schakel:FuzzIngestPaths ./gateway/httpapi:FuzzDecodeCanonic
 	./connectors/taxii:FuzzParsePage ./mappings/csaf:FuzzDecode ./connectors/csaf:FuzzParseROLIE \
 	./mappings/csv:FuzzDecode ./mappings/csv:FuzzReader ./mappings/mail:FuzzDecode
 
-.PHONY: build run test test-faults bench lint fmt fuzz fuzz-ingest vet clean
+.PHONY: build run test test-faults bench lint fmt fuzz fuzz-ingest vulncheck vet clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/schakel
@@ -62,6 +62,10 @@ fuzz-ingest:
 		echo "== $$pkg $$t ($(FUZZTIME))"; \
 		$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMIN) $$pkg; \
 	done
+
+# Known vulnerabilities in the code paths we call (needs https://vuln.go.dev).
+vulncheck:
+	$(GO) run golang.org/x/vuln/cmd/govulncheck@v1.9.0 ./...
 
 clean:
 	rm -rf bin
