@@ -1,12 +1,9 @@
 package misp
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -179,29 +176,10 @@ func viewerOf(c *fiber.Ctx) (views.Viewer, httpapi.Caller) {
 	return views.Viewer{Audience: views.Public}, caller
 }
 
-// body returns the request body, gunzipped when MISP compressed it, never
-// more than BodyLimit bytes.
+// body returns the request body, gunzipped when MISP compressed it (a
+// MISP sends RequestEncoding gzip), never more than BodyLimit bytes.
 func (s *Server) body(c *fiber.Ctx) ([]byte, error) {
-	raw := c.Request().Body()
-	switch enc := strings.ToLower(strings.TrimSpace(c.Get(fiber.HeaderContentEncoding))); enc {
-	case "", "identity":
-		return raw, nil
-	case "gzip", "x-gzip":
-		zr, err := gzip.NewReader(bytes.NewReader(raw))
-		if err != nil {
-			return nil, fiber.NewError(fiber.StatusBadRequest, "body: not gzip: "+err.Error())
-		}
-		out, err := io.ReadAll(io.LimitReader(zr, int64(s.o.BodyLimit)+1))
-		if err != nil {
-			return nil, fiber.NewError(fiber.StatusBadRequest, "body: bad gzip: "+err.Error())
-		}
-		if len(out) > s.o.BodyLimit {
-			return nil, fiber.NewError(fiber.StatusRequestEntityTooLarge, fmt.Sprintf("body: larger than %d bytes once decompressed", s.o.BodyLimit))
-		}
-		return out, nil
-	default:
-		return nil, fiber.NewError(fiber.StatusUnsupportedMediaType, "Content-Encoding "+enc+" is not supported (use gzip or none)")
-	}
+	return httpapi.RequestBody(c, s.o.BodyLimit)
 }
 
 // requestParams reads filters from the body and the named parameters.
