@@ -26,6 +26,7 @@ import (
 
 	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/gateway/audit"
+	"github.com/schakel/schakel/gateway/egress"
 	"github.com/schakel/schakel/gateway/limit"
 	"github.com/schakel/schakel/gateway/metrics"
 	"github.com/schakel/schakel/gateway/outbox"
@@ -79,7 +80,8 @@ func newFixture(t *testing.T, secure bool) *fixture {
 	pl := pipeline.New(st, ob, au, reg, pipeline.Config{Push: map[gateway.Channel]bool{gateway.ChannelEmail: true, gateway.ChannelWebhook: true}},
 		metrics.New(prometheus.NewRegistry()), log)
 	c, err := New(Options{Redis: r.Client, Prefix: r.Prefix, Store: st, Audit: au, Outbox: ob, Releaser: pl, Registry: reg,
-		Limiter: limit.New(r.Client, r.Prefix), Sources: []Source{{Name: "partner", Type: "api"}, {Name: "feed", Type: "taxii"}}, AdminKeys: []string{adminKey}, Secure: secure, Log: log})
+		Limiter: limit.New(r.Client, r.Prefix), Sources: []Source{{Name: "partner", Type: "api"}, {Name: "feed", Type: "taxii"}}, AdminKeys: []string{adminKey}, Secure: secure, Log: log,
+		Destinations: egress.Default()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -578,6 +580,9 @@ func TestImportConstituents(t *testing.T) {
 		{"csv unknown column", "bad.csv", "id,name,colour\nx,X,blue\n", 422, "unknown column", nil},
 		{"yaml not a list", "bad.yaml", "id: [\n", 422, "bad.yaml", nil},
 		{"empty", "e.csv", "", 422, "e.csv", nil},
+		// A webhook at the metadata service refuses the whole file.
+		{"blocked webhook", "ssrf.yaml", "- id: fine\n  name: Fine\n- id: ssrf\n  name: SSRF\n  webhooks: [{url: 'http://169.254.169.254/latest/meta-data', secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}]\n",
+			422, "constituent ssrf: invalid input: /webhooks/0/url: 169.254.169.254 is link-local", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -599,6 +604,9 @@ func TestImportConstituents(t *testing.T) {
 				}
 			}
 		})
+	}
+	if _, err := f.st.Constituent(ctx, "fine"); err == nil {
+		t.Error("a file with a blocked URL was partly imported")
 	}
 	k, err := f.st.Constituent(ctx, "initech")
 	if err != nil {

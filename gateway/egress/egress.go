@@ -68,6 +68,10 @@ type Policy struct {
 	deny  []netip.Prefix
 }
 
+// Default is the built-in policy: nothing allowed beyond it, nothing
+// denied besides it.
+func Default() *Policy { return &Policy{} }
+
 // New builds a policy. allow entries win over everything (a local MISP on
 // 127.0.0.1, a test receiver); deny entries are blocked in addition to the
 // built-in ones. Entries are CIDR prefixes or single addresses; a bad entry
