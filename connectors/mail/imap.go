@@ -261,6 +261,9 @@ func (s *IMAPSource) ensureFolder(c *imapclient.Client, name string) error {
 	return nil
 }
 
+// maxIdle is how long one IDLE lasts at most.
+const maxIdle = 25 * time.Minute
+
 // wait returns when new mail may have arrived: an IDLE notification, or the
 // poll interval.
 func (s *IMAPSource) wait(ctx context.Context, c *imapclient.Client, newMail <-chan struct{}) error {
@@ -280,6 +283,11 @@ func (s *IMAPSource) wait(ctx context.Context, c *imapclient.Client, newMail <-c
 	idle, err := c.Idle()
 	if err != nil {
 		return fmt.Errorf("idle: %w", err)
+	}
+	// RFC 2177: servers may drop a client idle for 30 minutes; renew
+	// before that whatever the poll interval.
+	if s.o.Interval > maxIdle {
+		timer.Reset(maxIdle)
 	}
 	select {
 	case <-newMail:
