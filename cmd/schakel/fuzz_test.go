@@ -3,12 +3,10 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/smtp"
@@ -20,7 +18,6 @@ import (
 
 	"github.com/schakel/schakel/connectors/taxii"
 	"github.com/schakel/schakel/connectors/webhook"
-	"github.com/schakel/schakel/gateway/config"
 	"github.com/schakel/schakel/gateway/redistest"
 )
 
@@ -149,26 +146,9 @@ sources:
   - {name: upstream, type: misp, default_tlp: GREEN}
   - {name: smtp-intake, type: smtp, listen: %[4]q, recipients: [intake@schakel.example]}
 `, r.URL, r.Prefix, fuzzHookSecret, smtpAddr))
-	cfg, err := config.Load(path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	gw, err := start(ctx, cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		cancel()
-		tb.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		cancel()
-		tb.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = gw.Serve(ctx, ln, 5*time.Second); close(done) }()
-	tb.Cleanup(func() { cancel(); <-done })
+	live := runLive(tb, path)
 
-	g := &fuzzGateway{base: "http://" + ln.Addr().String(), smtpAddr: smtpAddr, keys: map[string]string{},
+	g := &fuzzGateway{base: live.base, smtpAddr: smtpAddr, keys: map[string]string{},
 		client: &http.Client{Timeout: 30 * time.Second}}
 	for _, src := range []string{"partner-api", "upstream"} {
 		status, body, err := g.do("POST", "/api/v1/sources/"+src+"/keys", nil, "Authorization", testAdminKey)

@@ -16,14 +16,14 @@ import (
 // a loopback listener, which a test can stop and start again on the same
 // Redis. It stops when the test ends.
 type liveGateway struct {
-	t    *testing.T
+	t    testing.TB
 	path string
 	base string // http://127.0.0.1:port of the current run
 	g    *Gateway
 	stop func()
 }
 
-func runLive(t *testing.T, path string) *liveGateway {
+func runLive(t testing.TB, path string) *liveGateway {
 	t.Helper()
 	g := &liveGateway{t: t, path: path}
 	g.start()

@@ -42,7 +42,7 @@ func (g *mispGateway) call(method, path, key string, body any, want int, out any
 	return mispCall(g.t, g.base, method, path, key, body, want, out, hdr...)
 }
 
-func mispCall(t *testing.T, base, method, path, key string, body any, want int, out any, hdr ...string) (http.Header, []byte) {
+func mispCall(t testing.TB, base, method, path, key string, body any, want int, out any, hdr ...string) (http.Header, []byte) {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {

@@ -50,7 +50,7 @@ func (g *taxiiGateway) send(method, path string, body []byte, hdr ...string) tax
 	return taxiiSend(g.t, g.base, method, path, body, hdr...)
 }
 
-func taxiiSend(t *testing.T, base, method, path string, body []byte, hdr ...string) taxiiResp {
+func taxiiSend(t testing.TB, base, method, path string, body []byte, hdr ...string) taxiiResp {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
