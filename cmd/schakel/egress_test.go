@@ -48,6 +48,17 @@ func TestSecurityEgressGuard(t *testing.T) {
 		t.Fatalf("start with loopback webhooks and no egress.allow: %v", err)
 	}
 
+	// With require_tls even allowed addresses must be reached over https:
+	// the harness's http:// receivers are refused at start-up.
+	writeFile(t, dir, "schakel.yaml", strings.Replace(full, allowLine, "egress: {allow: [127.0.0.0/8], require_tls: true}\n", 1))
+	if cfg, err = config.Load(path); err != nil {
+		t.Fatal(err)
+	}
+	_, err = start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "constituents[1] (b) /webhooks/0/url") || !strings.Contains(err.Error(), "require_tls") {
+		t.Fatalf("start with http:// webhooks under require_tls: %v", err)
+	}
+
 	// A configured source pointing at the metadata service is refused by
 	// the configuration check with its path.
 	meta := strings.Replace(guarded, "sources:\n", "sources:\n  - {name: up, type: misp, url: \"http://169.254.169.254/latest/meta-data\", key: \"0123456789012345678901234567890123456789\"}\n", 1)

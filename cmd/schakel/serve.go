@@ -90,10 +90,7 @@ const redisPoolSize = 256
 // start wires a gateway and starts its background workers (not the listener).
 func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	g := &Gateway{log: log}
-	pol, err := egress.New(cfg.Egress.Allow, cfg.Egress.Deny)
-	if err != nil {
-		return nil, err
-	}
+	pol := cfg.Egress.Policy()
 	g.Egress = pol
 	url := cfg.Redis.URL
 	if url == "" {
@@ -364,8 +361,7 @@ func cmdCheckConfig(args []string, stdout io.Writer) error {
 		}
 		cs, err := config.ParseConstituents(data)
 		if err == nil {
-			pol, _ := egress.New(cfg.Egress.Allow, cfg.Egress.Deny) // entries checked by config.Load
-			err = checkDestinations(pol, cs)
+			err = checkDestinations(cfg.Egress.Policy(), cs)
 		}
 		if err != nil {
 			return fmt.Errorf("constituents_file %s: %w", cfg.ConstituentsFile, err)

@@ -44,6 +44,9 @@ type SenderOptions struct {
 	// Dial opens the built-in transport's connections (an egress guard);
 	// nil means net.Dialer's.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Check, when set, may refuse a request before it is sent (the egress
+	// policy's scheme rule); a refusal is permanent.
+	Check func(*http.Request) error
 }
 
 // Sender POSTs signed payloads. It is safe for concurrent use and shares one
@@ -53,6 +56,7 @@ type Sender struct {
 	timeout   time.Duration
 	timedOut  error // cause of an attempt's deadline; names the limit
 	userAgent []string
+	check     func(*http.Request) error
 }
 
 // NewSender returns a Sender. Without o.Client it builds one transport with
@@ -89,6 +93,7 @@ func NewSender(o SenderOptions) *Sender {
 		timeout:   o.Timeout,
 		timedOut:  fmt.Errorf("no answer within %s: %w", o.Timeout, context.DeadlineExceeded),
 		userAgent: []string{o.UserAgent},
+		check:     o.Check,
 	}
 }
 
@@ -102,6 +107,11 @@ func (s *Sender) Send(ctx context.Context, target, secret, msgID string, body []
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil || (req.URL.Scheme != "http" && req.URL.Scheme != "https") || req.URL.Host == "" {
 		return fmt.Errorf("%w: %q", errURL, target)
+	}
+	if s.check != nil {
+		if err := s.check(req); err != nil {
+			return err
+		}
 	}
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	sig, err := signText(secret, msgID, ts, body)

@@ -70,7 +70,7 @@ func (p *parser) egress(e Egress) *egress.Policy {
 			lists[j] = append(lists[j], v)
 		}
 	}
-	pol, _ := egress.New(lists[0], lists[1])
+	pol, _ := egress.New(lists[0], lists[1], egress.RequireTLS(e.RequireTLS))
 	return pol
 }
 

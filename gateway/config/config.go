@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/schakel/schakel/gateway"
+	"github.com/schakel/schakel/gateway/egress"
 	"github.com/schakel/schakel/schemas"
 )
 
@@ -62,8 +63,18 @@ type Config struct {
 // gateway/egress): loopback, link-local and similar addresses are blocked
 // unless listed in Allow; Deny blocks further prefixes (say, 10.0.0.0/8).
 type Egress struct {
-	Allow []string `json:"allow" yaml:"allow"`
-	Deny  []string `json:"deny" yaml:"deny"`
+	Allow      []string `json:"allow" yaml:"allow"`
+	Deny       []string `json:"deny" yaml:"deny"`
+	RequireTLS bool     `json:"require_tls" yaml:"require_tls"`
+}
+
+// Policy builds the egress policy; the entries were checked by Parse.
+func (e Egress) Policy() *egress.Policy {
+	p, err := egress.New(e.Allow, e.Deny, egress.RequireTLS(e.RequireTLS))
+	if err != nil {
+		return egress.Default() // unreachable after Parse; the built-in blocks still hold
+	}
+	return p
 }
 
 // TLS makes the listener serve HTTPS. With ClientCAFile set, every client

@@ -64,9 +64,18 @@ var builtin = []rule{
 // Policy is the set of allowed and denied prefixes. The zero value and a nil
 // *Policy apply the built-in blocks only.
 type Policy struct {
-	allow []netip.Prefix
-	deny  []netip.Prefix
+	allow      []netip.Prefix
+	deny       []netip.Prefix
+	requireTLS bool
 }
+
+// Option adjusts a Policy made by New.
+type Option func(*Policy)
+
+// RequireTLS refuses plain http:// wherever the policy judges a URL or a
+// request: what Schakel sends (AMBER deliveries) and what it polls must
+// then travel over verified TLS.
+func RequireTLS(on bool) Option { return func(p *Policy) { p.requireTLS = on } }
 
 // Default is the built-in policy: nothing allowed beyond it, nothing
 // denied besides it.
@@ -76,8 +85,11 @@ func Default() *Policy { return &Policy{} }
 // 127.0.0.1, a test receiver); deny entries are blocked in addition to the
 // built-in ones. Entries are CIDR prefixes or single addresses; a bad entry
 // is reported with its list and index.
-func New(allow, deny []string) (*Policy, error) {
+func New(allow, deny []string, opts ...Option) (*Policy, error) {
 	p := &Policy{}
+	for _, o := range opts {
+		o(p)
+	}
 	var errs []error
 	parse := func(name string, in []string) []netip.Prefix {
 		out := make([]netip.Prefix, 0, len(in))
@@ -149,6 +161,9 @@ func (p *Policy) CheckURL(raw string) error {
 	if err != nil {
 		return fmt.Errorf("not a URL: %w", err)
 	}
+	if err := p.checkScheme(u.Scheme); err != nil {
+		return err
+	}
 	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
 	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
 		// RFC 6761: localhost names resolve to loopback.
@@ -159,6 +174,21 @@ func (p *Policy) CheckURL(raw string) error {
 	}
 	return nil
 }
+
+// ErrPlainHTTP is returned (and matches ErrBlocked) for http:// under
+// RequireTLS.
+var ErrPlainHTTP = fmt.Errorf("%w: plain http:// is refused because egress.require_tls is set; use https://", ErrBlocked)
+
+func (p *Policy) checkScheme(scheme string) error {
+	if p != nil && p.requireTLS && strings.EqualFold(scheme, "http") {
+		return ErrPlainHTTP
+	}
+	return nil
+}
+
+// CheckRequest refuses a request the policy would not send (plain http
+// under RequireTLS); senders with their own transport call it.
+func (p *Policy) CheckRequest(r *http.Request) error { return p.checkScheme(r.URL.Scheme) }
 
 // control runs after DNS and before connect, for every address tried.
 func (p *Policy) control(_, address string, _ syscall.RawConn) error {
@@ -182,10 +212,30 @@ func (p *Policy) DialContext(ctx context.Context, network, addr string) (net.Con
 // Transport is http.DefaultTransport's settings with the guarded dialer.
 // With an HTTP proxy configured (HTTPS_PROXY), the address judged is the
 // proxy's; the proxy then decides where requests may go.
-func (p *Policy) Transport() *http.Transport {
+func (p *Policy) Transport() http.RoundTripper {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.DialContext = p.DialContext
+	if p != nil && p.requireTLS {
+		return schemeGuard{p: p, next: tr}
+	}
 	return tr
+}
+
+// schemeGuard refuses plain http per request, so every redirect hop is
+// judged too.
+type schemeGuard struct {
+	p    *Policy
+	next http.RoundTripper
+}
+
+func (g schemeGuard) RoundTrip(r *http.Request) (*http.Response, error) {
+	if err := g.p.CheckRequest(r); err != nil {
+		if r.Body != nil {
+			r.Body.Close() // a RoundTripper must close the body, even on error
+		}
+		return nil, err
+	}
+	return g.next.RoundTrip(r)
 }
 
 // Client is an *http.Client with the guarded transport and a total timeout.

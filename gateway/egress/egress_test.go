@@ -158,3 +158,41 @@ func TestCheckConstituent(t *testing.T) {
 		t.Fatalf("got %+v, want /webhooks/1/url and /misp_push/url", got)
 	}
 }
+
+func TestRequireTLS(t *testing.T) {
+	var hits atomic.Int32
+	plain := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hits.Add(1) }))
+	defer plain.Close()
+	secure := httptest.NewTLSServer(http.RedirectHandler(plain.URL+"/downgraded", http.StatusFound))
+	defer secure.Close()
+
+	p, err := New([]string{"127.0.0.0/8"}, nil, RequireTLS(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.CheckURL("http://soc.example.org/hook"); !errors.Is(err, ErrBlocked) || !strings.Contains(err.Error(), "require_tls") {
+		t.Errorf("CheckURL(http://…) = %v, want a refusal naming egress.require_tls", err)
+	}
+	if err := p.CheckURL("https://soc.example.org/hook"); err != nil {
+		t.Errorf("CheckURL(https://…) = %v", err)
+	}
+	c := p.Client(5 * time.Second)
+	c.Transport.(schemeGuard).next.(*http.Transport).TLSClientConfig = secure.Client().Transport.(*http.Transport).TLSClientConfig
+	if _, err := c.Get(plain.URL); !errors.Is(err, ErrPlainHTTP) {
+		t.Errorf("GET http://: %v, want ErrPlainHTTP", err)
+	}
+	// An https source that redirects to http is refused at the hop.
+	if _, err := c.Get(secure.URL); !errors.Is(err, ErrPlainHTTP) {
+		t.Errorf("https redirecting to http: %v, want ErrPlainHTTP", err)
+	}
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("the plain-http server was reached %d times", n)
+	}
+	// Without the option plain http is fine.
+	open, _ := New([]string{"127.0.0.0/8"}, nil)
+	resp, err := open.Client(5 * time.Second).Get(plain.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+}
