@@ -681,8 +681,8 @@ func TestAcceptanceMISPPeers(t *testing.T) {
 		ev, ok := hasEvent(t, up.base, e4)
 		return ok && ev.Source.Name == "down-push"
 	})
-	if ev, _ := hasEvent(t, up.base, e4); ev.TLP != gateway.TLPAmber || len(ev.Indicators) != 1 {
-		t.Errorf("pushed e4 arrived as %s with %d indicators", ev.TLP, len(ev.Indicators))
+	if ev, _ := hasEvent(t, up.base, e4); ev.TLP != gateway.TLPAmber || len(ev.Indicators) != 1 || !slices.Equal(ev.Sectors, []string{"health"}) {
+		t.Errorf("pushed e4 arrived as %s with %d indicators and sectors %v, want AMBER, 1, [health]", ev.TLP, len(ev.Indicators), ev.Sectors)
 	}
 	// Pulled events routed to x came back to up as "not newer": still
 	// stored once, under their first source.
@@ -692,8 +692,16 @@ func TestAcceptanceMISPPeers(t *testing.T) {
 
 	// Restart down: the poller resumes from its cursor and views nothing
 	// it already has; pull-in and push-out go on.
-	// e4 reached up without sectors (MISP has none), so up holds it and
-	// down's view there is unchanged: down has viewed e1 and e2 only.
+	// e4 kept its sector through MISP (schakel:sector tags), so up routes
+	// it to its health constituent "down": down's index on up lists it.
+	// Down already holds that version, so it does not view it again: down
+	// has viewed e1 and e2 only.
+	waitFor(t, "up to list e4 for down", 20*time.Second, func() bool {
+		var idx []mispIndexEntry
+		mispCall(t, up.base, "POST", "/events/index", upPull, map[string]any{"minimal": 1}, 200, &idx)
+		return slices.ContainsFunc(idx, func(e mispIndexEntry) bool { return e.UUID == e4 })
+	})
+	time.Sleep(1500 * time.Millisecond)
 	if n := proxy.views.Load(); n != 2 {
 		t.Errorf("down viewed %d events on up, want 2", n)
 	}

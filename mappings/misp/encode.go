@@ -243,7 +243,7 @@ func threatLevel(p gateway.Priority) string {
 
 // eventTags: exactly one lower-case tlp:* tag, then the labels (labels in
 // the tlp: namespace such as tlp:white or tlp:ex:chr are left out: the tlp
-// taxonomy is exclusive), then Schakel's priority and kind tags.
+// taxonomy is exclusive), then Schakel's priority, kind and sector tags.
 func eventTags(ev *gateway.Event) []Tag {
 	tags := []Tag{{Name: ev.TLP.MachineTag(), Colour: tlpColours[ev.TLP], Exportable: true}}
 	seen := map[string]bool{tags[0].Name: true}
@@ -257,8 +257,8 @@ func eventTags(ev *gateway.Event) []Tag {
 	for _, l := range ev.Labels {
 		l = strings.TrimSpace(l)
 		lower := strings.ToLower(l)
-		if strings.HasPrefix(lower, tlpNamespace) || lower == tagCritical || isKindTag(lower) {
-			continue // written from TLP, Priority and Kind instead
+		if strings.HasPrefix(lower, tlpNamespace) || lower == tagCritical || isKindTag(lower) || strings.HasPrefix(lower, tagSectorPrefix) {
+			continue // written from TLP, Priority, Kind and Sectors instead
 		}
 		add(l)
 	}
@@ -267,6 +267,11 @@ func eventTags(ev *gateway.Event) []Tag {
 	}
 	if ev.Kind != "" && ev.Kind != gateway.KindIntel && ev.Kind.Valid() {
 		add(tagKindPrefix + `"` + string(ev.Kind) + `"`)
+	}
+	for _, s := range ev.Sectors {
+		if s = strings.TrimSpace(s); s != "" && !strings.Contains(s, `"`) {
+			add(tagSectorPrefix + `"` + s + `"`)
+		}
 	}
 	return tags
 }

@@ -106,7 +106,8 @@ func canonical() *gateway.Event {
 		Created:     time.Date(2026, 11, 20, 9, 14, 33, 0, time.UTC),
 		Modified:    time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC),
 		Priority:    gateway.PriorityCritical,
-		Labels:      []string{"ransomware", "tlp:white", "tlp:ex:chr", `schakel:kind="advisory"`, "needs, review"},
+		Labels:      []string{"ransomware", "tlp:white", "tlp:ex:chr", `schakel:kind="advisory"`, `schakel:sector="stale"`, "needs, review"},
+		Sectors:     []string{"health", "water"},
 		Indicators: []gateway.Indicator{
 			{Type: "ipv4", Value: "192.0.2.10", Detect: true, Port: 443, ASN: 64500, Observed: time.Date(2026, 11, 20, 8, 0, 0, 123456789, time.UTC)},
 			{Type: "ipv6", Value: "2001:db8::1", Detect: true},
@@ -197,7 +198,8 @@ func TestEncodeCanonical(t *testing.T) {
 			t.Errorf("tag %q: local %v exportable %v", tg.Name, tg.Local, tg.Exportable)
 		}
 	}
-	wantTags := []string{"tlp:amber", "ransomware", "needs, review", `schakel:priority="critical"`, `schakel:kind="notification"`}
+	wantTags := []string{"tlp:amber", "ransomware", "needs, review", `schakel:priority="critical"`, `schakel:kind="notification"`,
+		`schakel:sector="health"`, `schakel:sector="water"`} // the stale sector label is not carried
 	if !slices.Equal(names, wantTags) {
 		t.Errorf("event tags %q, want %q", names, wantTags)
 	}
@@ -242,6 +244,10 @@ func TestEncodeDecodeCanonical(t *testing.T) {
 	wantLabels := []string{"ransomware", "needs, review"}
 	if !slices.Equal(got.Labels, wantLabels) {
 		t.Errorf("labels %q, want %q", got.Labels, wantLabels)
+	}
+	// Sectors travel as schakel:sector tags, not as labels.
+	if !slices.Equal(got.Sectors, ev.Sectors) || len(ev.Sectors) == 0 {
+		t.Errorf("sectors %q, want %q", got.Sectors, ev.Sectors)
 	}
 	key := func(ind gateway.Indicator) string {
 		return string(ind.Type) + " " + ind.Value + " " + itoa(ind.Port) + " " + boolStr(ind.Detect) + " " + ind.Comment

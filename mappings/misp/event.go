@@ -21,6 +21,7 @@ type eventState struct {
 	vulns    map[string]bool
 	critical bool
 	kind     gateway.Kind // from a schakel:kind tag
+	sectors  []string     // from schakel:sector tags
 	attrs    int          // attribute elements seen (mapped or not)
 	unmapped int          // attributes beyond the limits
 }
@@ -80,6 +81,9 @@ func (d *decoder) event(ptr string, r *rawEvent) {
 		ev.Priority = gateway.PriorityCritical
 	}
 	ev.Labels = st.labels
+	if len(st.sectors) > 0 {
+		ev.Sectors = append(ev.Sectors, st.sectors...)
+	}
 	ev.Indicators = mergeDuplicates(ev.Indicators)
 	d.events = append(d.events, ev)
 }
@@ -304,11 +308,14 @@ func (st *eventState) resolveKind() gateway.Kind {
 	return gateway.KindAdvisory
 }
 
-// Schakel's own machine tags, so that priority and kind survive a trip
-// through MISP (gateway to gateway, or a constituent MISP that re-shares).
+// Schakel's own machine tags, so that priority, kind and sectors survive a
+// trip through MISP (gateway to gateway, or a constituent MISP that
+// re-shares): a sector-targeted warning relayed by one Schakel still reaches
+// the right sector at the next.
 const (
 	tagCritical     = `schakel:priority="critical"`
 	tagKindPrefix   = `schakel:kind=`
+	tagSectorPrefix = `schakel:sector=`
 	tagEmergency    = "priority-level:emergency" // MISP taxonomy priority-level (CISA NCISS)
 	labelTLPWhite   = "tlp:white"
 	tlpNamespace    = "tlp:"
@@ -390,6 +397,11 @@ func (st *eventState) tag(name string, local bool, attrTags *[]string) {
 	case isKindTag(lower):
 		st.kind = gateway.Kind(strings.Trim(lower[len(tagKindPrefix):], `"`))
 		return
+	case strings.HasPrefix(lower, tagSectorPrefix):
+		if s := strings.TrimSpace(strings.Trim(lower[len(tagSectorPrefix):], `"`)); s != "" {
+			st.sectors = append(st.sectors, s)
+			return
+		}
 	case lower == tagEmergency:
 		st.critical = true
 	}
