@@ -265,7 +265,9 @@ func eventTags(ev *gateway.Event) []Tag {
 	if ev.Priority == gateway.PriorityCritical {
 		add(tagCritical)
 	}
-	if ev.Kind != "" && ev.Kind != gateway.KindIntel && ev.Kind.Valid() {
+	// Always written, intel included: MISP's own inference (advisory for
+	// an event of vulnerabilities only) would otherwise change the kind.
+	if ev.Kind != "" && ev.Kind.Valid() {
 		add(tagKindPrefix + `"` + string(ev.Kind) + `"`)
 	}
 	for _, s := range ev.Sectors {

@@ -398,10 +398,11 @@ func (st *eventState) tag(name string, local bool, attrTags *[]string) {
 		st.kind = gateway.Kind(strings.Trim(lower[len(tagKindPrefix):], `"`))
 		return
 	case strings.HasPrefix(lower, tagSectorPrefix):
-		if s := strings.TrimSpace(strings.Trim(lower[len(tagSectorPrefix):], `"`)); s != "" {
+		// An empty one names no sector; it is not a label either.
+		if s := strings.TrimSpace(strings.Trim(lower[len(tagSectorPrefix):], `"`)); s != "" && !strings.Contains(s, `"`) {
 			st.sectors = append(st.sectors, s)
-			return
 		}
+		return
 	case lower == tagEmergency:
 		st.critical = true
 	}
