@@ -81,9 +81,16 @@ func setupEmailChannel(g *Gateway, cfg *config.Config, w *wiring) error {
 	if err != nil {
 		return fmt.Errorf("channels.email.%w", err)
 	}
+	var signer *mail.PGPSigner
+	if e.PGPKey != "" {
+		if signer, err = mail.NewPGPSigner([]byte(e.PGPKey), []byte(e.PGPPassphrase)); err != nil {
+			return fmt.Errorf("channels.email.pgp_key_file %s: %w", e.PGPKeyFile, err)
+		}
+		g.log.Info("warnings are PGP/MIME signed", "fingerprint", signer.Fingerprint())
+	}
 	sink, err := mail.NewSink(mail.SinkOptions{
 		Relay: mail.Relay{Address: e.Relay, TLS: mode, Username: e.Username, Password: e.Password},
-		From:  e.From, PublicURL: cfg.PublicURL,
+		From:  e.From, PublicURL: cfg.PublicURL, Signer: signer,
 		Redis: g.rdb, Prefix: cfg.Redis.Prefix, Versions: g.Store, Log: g.log.With("channel", "email"),
 	})
 	if err != nil {

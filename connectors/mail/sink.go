@@ -45,6 +45,8 @@ type SinkOptions struct {
 	Versions  Versions
 	Log       *slog.Logger
 	Now       func() time.Time
+	// Signer, when set, PGP/MIME-signs every message (warnings and digests).
+	Signer *PGPSigner
 }
 
 // Sink is the e-mail channel (gateway.ChannelEmail): it renders a projected
@@ -63,6 +65,7 @@ type Sink struct {
 	from      string
 	domain    string
 	publicURL string
+	signer    *PGPSigner
 	digests   *digests
 	maxDigest int
 	versions  Versions
@@ -102,6 +105,7 @@ func NewSink(o SinkOptions) (*Sink, error) {
 	s := &Sink{
 		pool: newPool(o.Relay, o.MaxConns, o.MaxPerConn, 15*time.Second),
 		from: from, domain: from[strings.LastIndexByte(from, '@')+1:], publicURL: o.PublicURL,
+		signer:    o.Signer,
 		maxDigest: o.MaxDigest, versions: o.Versions, log: o.Log, now: o.Now,
 	}
 	if o.Redis != nil {
@@ -271,6 +275,9 @@ func (s *Sink) sendDigest(ctx context.Context, d gateway.Delivery, to string, id
 // envelope holds what every message to d's target carries.
 func (s *Sink) envelope(d gateway.Delivery, to string) mailmap.Envelope {
 	e := mailmap.Envelope{From: s.from, To: []string{to}, Date: s.now(), PublicURL: s.publicURL}
+	if s.signer != nil {
+		e.Sign = s.signer.Sign
+	}
 	if strings.HasPrefix(d.Recipient, "list:") {
 		e.ListID = listID(to)
 		e.ListUnsubscribe = "mailto:" + s.from + "?subject=unsubscribe%20" + to

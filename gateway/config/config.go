@@ -181,6 +181,12 @@ type EmailChannel struct {
 	Password     string `json:"password" yaml:"password"`
 	PasswordFile string `json:"password_file" yaml:"password_file"`
 	From         string `json:"from" yaml:"from"`
+	// PGPKeyFile holds an armored OpenPGP secret key: every warning is then
+	// PGP/MIME signed. PGPPassphraseFile unlocks it when it is protected.
+	PGPKeyFile        string `json:"pgp_key_file" yaml:"pgp_key_file"`
+	PGPPassphraseFile string `json:"pgp_passphrase_file" yaml:"pgp_passphrase_file"`
+	PGPKey            string `json:"-" yaml:"-"` // read from PGPKeyFile
+	PGPPassphrase     string `json:"-" yaml:"-"` // read from PGPPassphraseFile
 }
 
 // WebhookChannel tunes webhook delivery.

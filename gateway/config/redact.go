@@ -160,6 +160,8 @@ func (s Source) LogValue() slog.Value {
 // Redacted returns a copy without the password.
 func (e EmailChannel) Redacted() EmailChannel {
 	e.Password = redact(e.Password)
+	e.PGPKey = redact(e.PGPKey)
+	e.PGPPassphrase = redact(e.PGPPassphrase)
 	return e
 }
 
@@ -174,7 +176,8 @@ func (e EmailChannel) LogValue() slog.Value {
 	r := e.Redacted()
 	return slog.GroupValue(
 		slog.String("relay", r.Relay), slog.String("tls", r.TLS), slog.String("username", r.Username),
-		slog.String("password", r.Password), slog.String("password_file", r.PasswordFile), slog.String("from", r.From))
+		slog.String("password", r.Password), slog.String("password_file", r.PasswordFile), slog.String("from", r.From),
+		slog.String("pgp_key_file", r.PGPKeyFile))
 }
 
 // Redacted returns a copy whose keys are replaced by Redacted.

@@ -37,6 +37,11 @@ type Envelope struct {
 	Handling string
 	// Digest makes Encode render a one-warning digest.
 	Digest bool
+	// Sign, when set, returns an ASCII-armored detached OpenPGP signature
+	// (SHA-256) over the bytes it is given; the message is then PGP/MIME
+	// signed (RFC 3156, multipart/signed), so recipients can check that a
+	// warning really comes from the CSIRT.
+	Sign func(entity []byte) (string, error)
 }
 
 // HandlingAmberStrict is the caveat FIRST's TLP:AMBER+STRICT implies.
@@ -502,24 +507,60 @@ func render(prefix, title string, d *doc, e Envelope, w []warning) ([]byte, erro
 	}
 	writeHeader(&b, "Auto-Submitted", "auto-generated")
 	writeHeader(&b, "MIME-Version", "1.0")
-	writeHeader(&b, "Content-Type", `multipart/alternative; boundary="`+boundary+`"`)
+	if e.Sign == nil {
+		if err := alternative(&b, boundary, plain, htm); err != nil {
+			return nil, err
+		}
+		b.WriteString("\r\n")
+		return b.Bytes(), nil
+	}
+	// RFC 3156: the signature covers the whole first part, its headers
+	// included, up to the CRLF before the next delimiter. The body is
+	// quoted-printable, so no MTA re-encodes it on the way.
+	var inner bytes.Buffer
+	if err := alternative(&inner, boundary, plain, htm); err != nil {
+		return nil, err
+	}
+	sig, err := e.Sign(inner.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("sign: %w", err)
+	}
+	outer := "=_schakel_signed_" + hex.EncodeToString(sum[12:24])
+	writeHeader(&b, "Content-Type", `multipart/signed; boundary="`+outer+`"; micalg=pgp-sha256; protocol="application/pgp-signature"`)
+	b.WriteString("\r\n--" + outer + "\r\n")
+	b.Write(inner.Bytes())
+	b.WriteString("\r\n--" + outer + "\r\n")
+	writeHeader(&b, "Content-Type", `application/pgp-signature; name="signature.asc"`)
+	writeHeader(&b, "Content-Description", "OpenPGP digital signature")
+	writeHeader(&b, "Content-Disposition", `attachment; filename="signature.asc"`)
+	b.WriteString("\r\n")
+	b.WriteString(strings.ReplaceAll(strings.TrimRight(sig, "\r\n"), "\n", "\r\n"))
+	b.WriteString("\r\n--" + outer + "--\r\n")
+	return b.Bytes(), nil
+}
+
+// alternative writes the multipart/alternative entity (its Content-Type
+// header, a blank line, the plain and HTML parts), ending with the close
+// delimiter and no line break after it.
+func alternative(b *bytes.Buffer, boundary, plain, htm string) error {
+	writeHeader(b, "Content-Type", `multipart/alternative; boundary="`+boundary+`"`)
 	b.WriteString("\r\n")
 	for _, p := range []struct{ ct, body string }{{"text/plain", plain}, {"text/html", htm}} {
 		b.WriteString("--" + boundary + "\r\n")
-		writeHeader(&b, "Content-Type", p.ct+"; charset=utf-8")
-		writeHeader(&b, "Content-Transfer-Encoding", "quoted-printable")
+		writeHeader(b, "Content-Type", p.ct+"; charset=utf-8")
+		writeHeader(b, "Content-Transfer-Encoding", "quoted-printable")
 		b.WriteString("\r\n")
-		qp := quotedprintable.NewWriter(&b)
+		qp := quotedprintable.NewWriter(b)
 		if _, err := qp.Write([]byte(p.body)); err != nil {
-			return nil, err
+			return err
 		}
 		if err := qp.Close(); err != nil {
-			return nil, err
+			return err
 		}
 		b.WriteString("\r\n")
 	}
-	b.WriteString("--" + boundary + "--\r\n")
-	return b.Bytes(), nil
+	b.WriteString("--" + boundary + "--")
+	return nil
 }
 
 func checkAddress(field, s string) (string, error) {
