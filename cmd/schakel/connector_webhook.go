@@ -16,7 +16,7 @@ import (
 // body formats a signed webhook source may declare besides canonical.
 // Signed webhook ingest (POST /api/v1/ingest/{source}) is part of the core API.
 func setupWebhook(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) error {
-	sender := webhook.NewSender(webhook.SenderOptions{Dial: g.Egress.DialContext, Check: g.Egress.CheckRequest, Timeout: cfg.Channels.Webhook.Timeout.Duration, UserAgent: "Schakel/" + version})
+	sender := webhook.NewSender(webhook.SenderOptions{Guard: g.Egress.Guard, Timeout: cfg.Channels.Webhook.Timeout.Duration, UserAgent: "Schakel/" + version})
 	w.sinks[gateway.ChannelWebhook] = webhook.NewSink(sender)
 	w.parsers["misp"] = parser(misp.Decode)
 	w.parsers["stix"] = parser(stix.Decode)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -41,12 +40,9 @@ type SenderOptions struct {
 	UserAgent           string        // default DefaultUserAgent
 	Client              *http.Client  // optional; used as given (its redirect policy included)
 	MaxIdleConnsPerHost int           // for the built-in transport; default 64
-	// Dial opens the built-in transport's connections (an egress guard);
-	// nil means net.Dialer's.
-	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
-	// Check, when set, may refuse a request before it is sent (the egress
-	// policy's scheme rule); a refusal is permanent.
-	Check func(*http.Request) error
+	// Guard, when set, wraps the built-in transport (the egress policy's
+	// dialer and scheme rule).
+	Guard func(*http.Transport) http.RoundTripper
 }
 
 // Sender POSTs signed payloads. It is safe for concurrent use and shares one
@@ -56,7 +52,6 @@ type Sender struct {
 	timeout   time.Duration
 	timedOut  error // cause of an attempt's deadline; names the limit
 	userAgent []string
-	check     func(*http.Request) error
 }
 
 // NewSender returns a Sender. Without o.Client it builds one transport with
@@ -77,12 +72,13 @@ func NewSender(o SenderOptions) *Sender {
 	if client == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = o.MaxIdleConnsPerHost
-		if o.Dial != nil {
-			tr.DialContext = o.Dial
-		}
 		tr.MaxIdleConns = max(tr.MaxIdleConns, 16*o.MaxIdleConnsPerHost)
+		var rt http.RoundTripper = tr
+		if o.Guard != nil {
+			rt = o.Guard(tr)
+		}
 		client = &http.Client{
-			Transport: tr,
+			Transport: rt,
 			CheckRedirect: func(*http.Request, []*http.Request) error {
 				return http.ErrUseLastResponse
 			},
@@ -93,7 +89,6 @@ func NewSender(o SenderOptions) *Sender {
 		timeout:   o.Timeout,
 		timedOut:  fmt.Errorf("no answer within %s: %w", o.Timeout, context.DeadlineExceeded),
 		userAgent: []string{o.UserAgent},
-		check:     o.Check,
 	}
 }
 
@@ -107,11 +102,6 @@ func (s *Sender) Send(ctx context.Context, target, secret, msgID string, body []
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil || (req.URL.Scheme != "http" && req.URL.Scheme != "https") || req.URL.Host == "" {
 		return fmt.Errorf("%w: %q", errURL, target)
-	}
-	if s.check != nil {
-		if err := s.check(req); err != nil {
-			return err
-		}
 	}
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	sig, err := signText(secret, msgID, ts, body)

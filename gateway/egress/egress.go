@@ -186,10 +186,6 @@ func (p *Policy) checkScheme(scheme string) error {
 	return nil
 }
 
-// CheckRequest refuses a request the policy would not send (plain http
-// under RequireTLS); senders with their own transport call it.
-func (p *Policy) CheckRequest(r *http.Request) error { return p.checkScheme(r.URL.Scheme) }
-
 // control runs after DNS and before connect, for every address tried.
 func (p *Policy) control(_, address string, _ syscall.RawConn) error {
 	ap, err := netip.ParseAddrPort(address)
@@ -209,11 +205,17 @@ func (p *Policy) DialContext(ctx context.Context, network, addr string) (net.Con
 	return p.Dialer(30*time.Second).DialContext(ctx, network, addr)
 }
 
-// Transport is http.DefaultTransport's settings with the guarded dialer.
+// Transport is http.DefaultTransport's settings, guarded.
+func (p *Policy) Transport() http.RoundTripper {
+	return p.Guard(http.DefaultTransport.(*http.Transport).Clone())
+}
+
+// Guard puts tr under the policy: its connections are dialled through the
+// guarded dialer and, under RequireTLS, every request (each redirect hop
+// too) must be https. Senders that tune their own transport pass it here.
 // With an HTTP proxy configured (HTTPS_PROXY), the address judged is the
 // proxy's; the proxy then decides where requests may go.
-func (p *Policy) Transport() http.RoundTripper {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
+func (p *Policy) Guard(tr *http.Transport) http.RoundTripper {
 	tr.DialContext = p.DialContext
 	if p != nil && p.requireTLS {
 		return schemeGuard{p: p, next: tr}
@@ -229,7 +231,7 @@ type schemeGuard struct {
 }
 
 func (g schemeGuard) RoundTrip(r *http.Request) (*http.Response, error) {
-	if err := g.p.CheckRequest(r); err != nil {
+	if err := g.p.checkScheme(r.URL.Scheme); err != nil {
 		if r.Body != nil {
 			r.Body.Close() // a RoundTripper must close the body, even on error
 		}
