@@ -1,12 +1,7 @@
 package csaf_test
 
 import (
-	"bytes"
-	"encoding/json"
 	"flag"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/schakel/schakel/gateway"
@@ -26,42 +21,17 @@ type golden struct {
 }
 
 func TestGolden(t *testing.T) {
-	inputs, err := filepath.Glob("testdata/golden/*.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, in := range inputs {
-		if strings.HasSuffix(in, ".golden.json") {
-			continue
+	n := goldenfile.Run(t, "testdata/golden/*.json", *update, func(t *testing.T, _ string, data []byte) any {
+		evs, errs, err := csaf.Decode(data)
+		if err != nil {
+			t.Fatalf("Decode: %v", err)
 		}
-		n++
-		name := strings.TrimSuffix(filepath.Base(in), ".json")
-		t.Run(name, func(t *testing.T) {
-			data, err := os.ReadFile(in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			evs, errs, err := csaf.Decode(data)
-			if err != nil {
-				t.Fatalf("Decode: %v", err)
-			}
-			g := golden{Events: evs, Errors: errs}
-			for _, ev := range evs {
-				g.NormalizeErrors = append(g.NormalizeErrors, normalize.Event(ev)...)
-			}
-			var buf bytes.Buffer
-			enc := json.NewEncoder(&buf)
-			enc.SetEscapeHTML(false) // keep "<5.2.1" readable
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(g); err != nil {
-				t.Fatal(err)
-			}
-			got := buf.Bytes()
-			path := strings.TrimSuffix(in, ".json") + ".golden.json"
-			goldenfile.Check(t, path, got, *update)
-		})
-	}
+		g := golden{Events: evs, Errors: errs}
+		for _, ev := range evs {
+			g.NormalizeErrors = append(g.NormalizeErrors, normalize.Event(ev)...)
+		}
+		return g
+	})
 	if n < 4 {
 		t.Fatalf("found %d golden inputs, want at least the 4 shared CSAF fixtures", n)
 	}

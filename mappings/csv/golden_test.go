@@ -1,12 +1,8 @@
 package csv_test
 
 import (
-	"bytes"
-	"encoding/json"
 	"flag"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/schakel/schakel/gateway"
@@ -29,35 +25,14 @@ type golden struct {
 // Each testdata/golden/<name>.csv is decoded with the Shadowserver profile
 // under its own file name.
 func TestGolden(t *testing.T) {
-	inputs, err := filepath.Glob("testdata/golden/*.csv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(inputs) < 4 {
-		t.Fatalf("found %d golden inputs, want the 3 shared Shadowserver fixtures and the event report", len(inputs))
-	}
-	for _, in := range inputs {
-		name := filepath.Base(in)
-		t.Run(name, func(t *testing.T) {
-			data, err := os.ReadFile(in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ev, errs, err := csv.DecodeReport(csv.Shadowserver, csv.Report{Name: name, Data: data})
-			if err != nil {
-				t.Fatalf("DecodeReport: %v", err)
-			}
-			g := golden{Event: ev, Errors: errs, NormalizeErrors: normalize.Event(ev)}
-			var buf bytes.Buffer
-			enc := json.NewEncoder(&buf)
-			enc.SetEscapeHTML(false)
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(g); err != nil {
-				t.Fatal(err)
-			}
-			got := buf.Bytes()
-			path := strings.TrimSuffix(in, ".csv") + ".golden.json"
-			goldenfile.Check(t, path, got, *update)
-		})
+	n := goldenfile.Run(t, "testdata/golden/*.csv", *update, func(t *testing.T, path string, data []byte) any {
+		ev, errs, err := csv.DecodeReport(csv.Shadowserver, csv.Report{Name: filepath.Base(path), Data: data})
+		if err != nil {
+			t.Fatalf("DecodeReport: %v", err)
+		}
+		return golden{Event: ev, Errors: errs, NormalizeErrors: normalize.Event(ev)}
+	})
+	if n < 4 {
+		t.Fatalf("found %d golden inputs, want the 3 shared Shadowserver fixtures and the event report", n)
 	}
 }

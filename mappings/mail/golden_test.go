@@ -3,10 +3,7 @@ package mail
 import (
 	"encoding/json"
 	"flag"
-	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -122,27 +119,7 @@ func decodeGolden(t *testing.T, data []byte) golden {
 }
 
 func TestGoldenDecode(t *testing.T) {
-	files, err := filepath.Glob("testdata/golden/*.eml")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no golden inputs: %v", err)
-	}
-	for _, in := range files {
-		if strings.HasSuffix(in, ".golden.eml") {
-			continue
-		}
-		name := strings.TrimSuffix(filepath.Base(in), ".eml")
-		t.Run(name, func(t *testing.T) {
-			data, err := os.ReadFile(in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := json.MarshalIndent(decodeGolden(t, data), "", "  ")
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, '\n')
-			path := strings.TrimSuffix(in, ".eml") + ".golden.json"
-			goldenfile.Check(t, path, got, *update)
-		})
-	}
+	goldenfile.Run(t, "testdata/golden/*.eml", *update, func(t *testing.T, _ string, data []byte) any {
+		return decodeGolden(t, data)
+	})
 }

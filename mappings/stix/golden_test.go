@@ -1,12 +1,8 @@
 package stix
 
 import (
-	"encoding/json"
 	"flag"
-	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/schakel/schakel/gateway"
@@ -47,31 +43,9 @@ func decodeGolden(t *testing.T, data []byte) golden {
 }
 
 func TestGolden(t *testing.T) {
-	inputs, err := filepath.Glob("testdata/golden/*.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, in := range inputs {
-		if strings.HasSuffix(in, ".golden.json") {
-			continue
-		}
-		n++
-		name := strings.TrimSuffix(filepath.Base(in), ".json")
-		t.Run(name, func(t *testing.T) {
-			data, err := os.ReadFile(in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := json.MarshalIndent(decodeGolden(t, data), "", "  ")
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, '\n')
-			path := strings.TrimSuffix(in, ".json") + ".golden.json"
-			goldenfile.Check(t, path, got, *update)
-		})
-	}
+	n := goldenfile.Run(t, "testdata/golden/*.json", *update, func(t *testing.T, _ string, data []byte) any {
+		return decodeGolden(t, data)
+	})
 	if n < 10 {
 		t.Fatalf("found %d golden inputs, want at least 10", n)
 	}
