@@ -444,14 +444,15 @@ func TestReleaseNeedsConfirmationAndIsAudited(t *testing.T) {
 	}
 }
 
-func TestRetryDeadLetter(t *testing.T) {
-	f := newFixture(t, false)
-	csrf := f.login(adminKey)
+// deadLetter enqueues a webhook delivery to acme and lets a worker fail it
+// permanently (410 Gone), so it is a dead letter when this returns.
+func (f *fixture) deadLetter(id string) {
+	f.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	d := gateway.Delivery{ID: "dlv-1", EventID: "ev-1", Version: "v1", Recipient: "acme", Channel: gateway.ChannelWebhook,
+	d := gateway.Delivery{ID: id, EventID: "ev-" + id, Version: "v1", Recipient: "acme", Channel: gateway.ChannelWebhook,
 		Target: "https://hooks.acme.example/x", TLP: gateway.TLPAmber, Rule: "owner"}
 	if err := f.ob.Enqueue(ctx, d); err != nil {
-		t.Fatal(err)
+		f.t.Fatal(err)
 	}
 	done := make(chan struct{})
 	go func() {
@@ -460,22 +461,27 @@ func TestRetryDeadLetter(t *testing.T) {
 			return outbox.Permanent(errors.New("receiver answered 410 Gone"))
 		})
 	}()
+	defer func() { cancel(); <-done }()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		st, err := f.ob.Stats(context.Background(), gateway.ChannelWebhook)
 		if err != nil {
-			t.Fatal(err)
+			f.t.Fatal(err)
 		}
 		if st.Dead == 1 {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the delivery never became a dead letter")
+			f.t.Fatal("the delivery never became a dead letter")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	cancel()
-	<-done
+}
+
+func TestRetryDeadLetter(t *testing.T) {
+	f := newFixture(t, false)
+	csrf := f.login(adminKey)
+	f.deadLetter("dlv-1")
 
 	page := f.get("/console/dead-letters")
 	if !strings.Contains(page.body, "receiver answered 410 Gone") || !strings.Contains(page.body, "dlv-1") {
@@ -506,31 +512,7 @@ func TestRetryDeadLetter(t *testing.T) {
 func TestDiscardDeadLetter(t *testing.T) {
 	f := newFixture(t, false)
 	csrf := f.login(adminKey)
-	ctx, cancel := context.WithCancel(context.Background())
-	d := gateway.Delivery{ID: "dlv-2", EventID: "ev-2", Version: "v1", Recipient: "acme", Channel: gateway.ChannelWebhook,
-		Target: "https://hooks.acme.example/x", TLP: gateway.TLPAmber, Rule: "owner"}
-	if err := f.ob.Enqueue(ctx, d); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = f.ob.Run(ctx, gateway.ChannelWebhook, 1, func(context.Context, gateway.Delivery) outbox.Result {
-			return outbox.Permanent(errors.New("receiver answered 410 Gone"))
-		})
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if st, _ := f.ob.Stats(context.Background(), gateway.ChannelWebhook); st.Dead == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the delivery never became a dead letter")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	cancel()
-	<-done
+	f.deadLetter("dlv-2")
 	if r := f.post("/console/dead-letters/dlv-2/discard", url.Values{"csrf": {csrf}}); r.status != http.StatusUnprocessableEntity {
 		t.Fatalf("discard without confirmation: %d, want 422", r.status)
 	}
