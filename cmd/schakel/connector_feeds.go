@@ -9,7 +9,6 @@ import (
 	"github.com/schakel/schakel/connectors/csv"
 	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/gateway/config"
-	"github.com/schakel/schakel/gateway/pipeline"
 	"github.com/schakel/schakel/gateway/policy"
 )
 
@@ -54,6 +53,6 @@ func setupFeeds(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) er
 // the connectors are wired and before any worker runs.
 type gatewayIngester struct{ g *Gateway }
 
-func (i gatewayIngester) Ingest(ctx context.Context, src pipeline.Source, ev *gateway.Event) (pipeline.Result, error) {
+func (i gatewayIngester) Ingest(ctx context.Context, src gateway.Source, ev *gateway.Event) (gateway.Result, error) {
 	return i.g.Pipeline.Ingest(ctx, src, ev)
 }

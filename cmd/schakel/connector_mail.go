@@ -9,7 +9,6 @@ import (
 	"github.com/schakel/schakel/connectors/mail"
 	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/gateway/config"
-	"github.com/schakel/schakel/gateway/pipeline"
 	"github.com/schakel/schakel/mappings/csaf"
 	mailmap "github.com/schakel/schakel/mappings/mail"
 	"github.com/schakel/schakel/mappings/misp"
@@ -110,6 +109,6 @@ func setupEmailChannel(g *Gateway, cfg *config.Config, w *wiring) error {
 // connectors are wired but before any worker runs.
 type lateIngest struct{ g *Gateway }
 
-func (l lateIngest) Ingest(ctx context.Context, src pipeline.Source, ev *gateway.Event) (pipeline.Result, error) {
+func (l lateIngest) Ingest(ctx context.Context, src gateway.Source, ev *gateway.Event) (gateway.Result, error) {
 	return l.g.Pipeline.Ingest(ctx, src, ev)
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/gateway/config"
 	"github.com/schakel/schakel/gateway/httpapi"
-	"github.com/schakel/schakel/gateway/pipeline"
 )
 
 // setupMISP wires the MISP server API and feed, the upstream MISP pollers
@@ -77,7 +76,7 @@ func setupMISP(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) err
 // connectors are wired.
 type pipelineOf struct{ g *Gateway }
 
-func (p pipelineOf) Ingest(ctx context.Context, src pipeline.Source, ev *gateway.Event) (pipeline.Result, error) {
+func (p pipelineOf) Ingest(ctx context.Context, src gateway.Source, ev *gateway.Event) (gateway.Result, error) {
 	return p.g.Pipeline.Ingest(ctx, src, ev)
 }
 

@@ -8,9 +8,9 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/schakel/schakel/connectors/taxii"
+	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/gateway/config"
 	"github.com/schakel/schakel/gateway/httpapi"
-	"github.com/schakel/schakel/gateway/pipeline"
 )
 
 // setupTAXII wires the TAXII 2.1 server (/taxii2/: collections public,
@@ -20,9 +20,9 @@ import (
 func setupTAXII(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) error {
 	// Any configured source's key may post to the inbox; its events are
 	// ingested as that source, with its default TLP.
-	sources := make(map[string]pipeline.Source, len(cfg.Sources))
+	sources := make(map[string]gateway.Source, len(cfg.Sources))
 	for _, s := range cfg.Sources {
-		sources[s.Name] = pipeline.Source{Name: s.Name, DefaultTLP: s.DefaultTLP, Format: "stix"}
+		sources[s.Name] = gateway.Source{Name: s.Name, DefaultTLP: s.DefaultTLP, Format: "stix"}
 	}
 	w.mounts = append(w.mounts, func(app *fiber.App, auth *httpapi.Auth) {
 		srv := taxii.NewServer(taxii.Options{
@@ -45,7 +45,7 @@ func setupTAXII(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) er
 		w.claim(s.Name)
 		w.workers = append(w.workers, func(ctx context.Context) {
 			p, err := taxii.NewPoller(taxii.PollerOptions{
-				Source: pipeline.Source{Name: s.Name, DefaultTLP: s.DefaultTLP, Format: "stix"},
+				Source: gateway.Source{Name: s.Name, DefaultTLP: s.DefaultTLP, Format: "stix"},
 				URL:    s.URL, Collection: s.Collection, Username: s.Username, Password: s.Password, Token: s.Key,
 				Interval: s.Interval.Duration, Ingest: g.Pipeline, Cursors: g.Store, HTTP: hc,
 				UserAgent: "Schakel/" + version, Log: g.log,

@@ -29,7 +29,6 @@ import (
 	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/gateway/audit"
 	"github.com/schakel/schakel/gateway/metrics"
-	"github.com/schakel/schakel/gateway/pipeline"
 	csafmap "github.com/schakel/schakel/mappings/csaf"
 )
 
@@ -44,11 +43,6 @@ const (
 
 // ActionRejected is the audit action of every reported failure.
 const ActionRejected = "source.rejected"
-
-// Ingester is the pipeline as the source uses it.
-type Ingester interface {
-	Ingest(ctx context.Context, src pipeline.Source, ev *gateway.Event) (pipeline.Result, error)
-}
 
 // Cursors keeps per-advisory state between polls (store.Store).
 type Cursors interface {
@@ -92,7 +86,7 @@ type Source struct {
 	opts     Options
 	metaURL  *url.URL
 	fetch    *fetcher
-	in       Ingester
+	in       gateway.Ingester
 	cursors  Cursors
 	audit    Auditor
 	log      *slog.Logger
@@ -102,7 +96,7 @@ type Source struct {
 }
 
 // NewSource checks opts and returns a source; nothing is fetched yet.
-func NewSource(opts Options, in Ingester, cur Cursors, au Auditor) (*Source, error) {
+func NewSource(opts Options, in gateway.Ingester, cur Cursors, au Auditor) (*Source, error) {
 	if opts.Name == "" {
 		return nil, errors.New("name: is required")
 	}
@@ -385,7 +379,7 @@ func (s *Source) process(ctx context.Context, e entry, keys openpgp.EntityList, 
 	}
 	var id string
 	for _, ev := range evs {
-		res, err := s.in.Ingest(ctx, pipeline.Source{Name: s.opts.Name, DefaultTLP: s.opts.DefaultTLP, Format: csafmap.Format}, ev)
+		res, err := s.in.Ingest(ctx, gateway.Source{Name: s.opts.Name, DefaultTLP: s.opts.DefaultTLP, Format: csafmap.Format}, ev)
 		var verr *gateway.ValidationError
 		if errors.As(err, &verr) {
 			return s.rejected(ctx, e.URL, prev, state{Listed: listed, SHA256: sum, Status: statusRejected, Reason: ReasonInvalid}, err, st)
@@ -395,7 +389,7 @@ func (s *Source) process(ctx context.Context, e entry, keys openpgp.EntityList, 
 		}
 		id = res.ID
 		switch {
-		case res.Status == pipeline.StatusDuplicate:
+		case res.Status == gateway.StatusDuplicate:
 			st.Duplicate++
 		case res.Update:
 			st.Updated++

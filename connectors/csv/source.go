@@ -28,7 +28,6 @@ import (
 	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/gateway/audit"
 	"github.com/schakel/schakel/gateway/metrics"
-	"github.com/schakel/schakel/gateway/pipeline"
 	"github.com/schakel/schakel/gateway/policy"
 	csvmap "github.com/schakel/schakel/mappings/csv"
 )
@@ -56,11 +55,6 @@ const (
 	ReasonRead       = "read"       // the file could not be read or moved
 	ReasonFetch      = "fetch"      // the URL could not be downloaded (retried next poll)
 )
-
-// Ingester is the pipeline as the source uses it.
-type Ingester interface {
-	Ingest(ctx context.Context, src pipeline.Source, ev *gateway.Event) (pipeline.Result, error)
-}
 
 // Cursors keeps the URL source's validators between polls (store.Store).
 type Cursors interface {
@@ -111,7 +105,7 @@ type Stats struct {
 // Source reads one CSV feed.
 type Source struct {
 	opts    Options
-	in      Ingester
+	in      gateway.Ingester
 	cursors Cursors
 	audit   Auditor
 	owners  OwnersFunc
@@ -120,7 +114,7 @@ type Source struct {
 }
 
 // NewSource checks opts; nothing is read yet.
-func NewSource(opts Options, in Ingester, cur Cursors, au Auditor, owners OwnersFunc) (*Source, error) {
+func NewSource(opts Options, in gateway.Ingester, cur Cursors, au Auditor, owners OwnersFunc) (*Source, error) {
 	if opts.Name == "" {
 		return nil, errors.New("name: is required")
 	}
@@ -227,7 +221,7 @@ func (s *Source) Poll(ctx context.Context) (Stats, error) {
 
 // Result is what became of one report.
 type Result struct {
-	pipeline.Result
+	gateway.Result
 	Rows    int // rows mapped to indicators
 	Unowned int // rows no constituent owns
 	Skipped int // rows left out (reported)
@@ -258,12 +252,12 @@ func (s *Source) ingest(ctx context.Context, name, ref string, data []byte, modi
 		s.reportRows(ctx, name, problems)
 	}
 	rows := len(ev.Indicators)
-	res, err := s.in.Ingest(ctx, pipeline.Source{Name: s.opts.Name, DefaultTLP: s.opts.DefaultTLP, Format: csvmap.Format}, ev)
+	res, err := s.in.Ingest(ctx, gateway.Source{Name: s.opts.Name, DefaultTLP: s.opts.DefaultTLP, Format: csvmap.Format}, ev)
 	if err != nil {
 		return Result{}, err
 	}
 	out := Result{Result: res, Rows: rows, Skipped: len(problems)}
-	if res.Status == pipeline.StatusDuplicate {
+	if res.Status == gateway.StatusDuplicate {
 		return out, nil
 	}
 	// ev is the event as stored (normalised, with its id); rows owned by

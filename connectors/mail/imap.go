@@ -21,7 +21,6 @@ import (
 
 	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/gateway/audit"
-	"github.com/schakel/schakel/gateway/pipeline"
 )
 
 // Cursors keeps poll cursors (store.Store).
@@ -48,7 +47,7 @@ type IMAPOptions struct {
 	// 25 MiB.
 	MaxSize    int64
 	DefaultTLP gateway.TLP
-	Pipeline   Ingester
+	Pipeline   gateway.Ingester
 	Decode     Decoder
 	Cursors    Cursors
 	Audit      Auditor
@@ -119,7 +118,7 @@ func NewIMAPSource(o IMAPOptions) (*IMAPSource, error) {
 	}
 	log := o.Log.With("source", o.Name, "connector", "imap")
 	s := &IMAPSource{o: o, log: log, retryMin: time.Second, retryMax: 2 * time.Minute,
-		in: &intake{src: pipeline.Source{Name: o.Name, DefaultTLP: o.DefaultTLP, Format: "mail"}, ingest: o.Pipeline, decode: o.Decode, log: log}}
+		in: &intake{src: gateway.Source{Name: o.Name, DefaultTLP: o.DefaultTLP, Format: "mail"}, ingest: o.Pipeline, decode: o.Decode, log: log}}
 	if o.Redis != nil {
 		prefix := o.Prefix
 		if prefix == "" {

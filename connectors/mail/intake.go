@@ -10,13 +10,7 @@ import (
 
 	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/gateway/audit"
-	"github.com/schakel/schakel/gateway/pipeline"
 )
-
-// Ingester is the pipeline as the mail sources use it.
-type Ingester interface {
-	Ingest(ctx context.Context, src pipeline.Source, ev *gateway.Event) (pipeline.Result, error)
-}
 
 // Auditor records quarantined messages.
 type Auditor interface {
@@ -33,8 +27,8 @@ const ActionQuarantined = "mail.quarantined"
 // intake turns one received message into ingested events; the IMAP and SMTP
 // sources share it.
 type intake struct {
-	src    pipeline.Source
-	ingest Ingester
+	src    gateway.Source
+	ingest gateway.Ingester
 	decode Decoder
 	log    *slog.Logger
 }
@@ -69,7 +63,7 @@ func (in *intake) take(ctx context.Context, raw []byte) (outcome, error) {
 			continue
 		case err != nil:
 			return out, fmt.Errorf("ingest event %d of the message: %w", i, err)
-		case res.Status == pipeline.StatusDuplicate:
+		case res.Status == gateway.StatusDuplicate:
 			out.duplicates++
 		default:
 			out.accepted++

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/schakel/schakel/gateway"
-	"github.com/schakel/schakel/gateway/pipeline"
 	mailmap "github.com/schakel/schakel/mappings/mail"
 )
 
@@ -26,16 +25,16 @@ type recorder struct {
 	calls  int
 }
 
-func (r *recorder) Ingest(_ context.Context, src pipeline.Source, ev *gateway.Event) (pipeline.Result, error) {
+func (r *recorder) Ingest(_ context.Context, src gateway.Source, ev *gateway.Event) (gateway.Result, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls++
 	if r.fail > 0 {
 		r.fail--
-		return pipeline.Result{}, errors.New("store event: connection refused")
+		return gateway.Result{}, errors.New("store event: connection refused")
 	}
 	if ev.Title == "" {
-		return pipeline.Result{}, &gateway.ValidationError{Fields: []gateway.FieldError{{Field: "/title", Message: "is required"}}}
+		return gateway.Result{}, &gateway.ValidationError{Fields: []gateway.FieldError{{Field: "/title", Message: "is required"}}}
 	}
 	if r.seen == nil {
 		r.seen = map[string]bool{}
@@ -43,11 +42,11 @@ func (r *recorder) Ingest(_ context.Context, src pipeline.Source, ev *gateway.Ev
 	ev.Source.Name = src.Name
 	key := ev.Title + "\x00" + ev.Source.Ref
 	if r.seen[key] {
-		return pipeline.Result{ID: key, Status: pipeline.StatusDuplicate}, nil
+		return gateway.Result{ID: key, Status: gateway.StatusDuplicate}, nil
 	}
 	r.seen[key] = true
 	r.events = append(r.events, ev)
-	return pipeline.Result{ID: key, Status: pipeline.StatusAccepted}, nil
+	return gateway.Result{ID: key, Status: gateway.StatusAccepted}, nil
 }
 
 func (r *recorder) titles() []string {
@@ -101,7 +100,7 @@ func TestIntakeTake(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := &recorder{fail: tc.fail}
-			in := &intake{src: pipeline.Source{Name: "box"}, ingest: rec, decode: decodeMail, log: discardLog()}
+			in := &intake{src: gateway.Source{Name: "box"}, ingest: rec, decode: decodeMail, log: discardLog()}
 			out, err := in.take(context.Background(), tc.raw)
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err = %v, want error %v", err, tc.wantErr)

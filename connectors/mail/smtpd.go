@@ -13,7 +13,6 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/schakel/schakel/gateway"
-	"github.com/schakel/schakel/gateway/pipeline"
 )
 
 // SMTPIntakeOptions configure an SMTP source (config `type: smtp`).
@@ -28,7 +27,7 @@ type SMTPIntakeOptions struct {
 	// Domain is named in the greeting; default the first recipient's domain.
 	Domain     string
 	DefaultTLP gateway.TLP
-	Pipeline   Ingester
+	Pipeline   gateway.Ingester
 	Decode     Decoder
 	// Timeout bounds reading a command or the message, and storing it;
 	// default 60s.
@@ -81,7 +80,7 @@ func NewSMTPIntake(o SMTPIntakeOptions) (*SMTPIntake, error) {
 	}
 	log := o.Log.With("source", o.Name, "connector", "smtp")
 	s := &SMTPIntake{o: o, rcpts: rcpts, log: log,
-		in: &intake{src: pipeline.Source{Name: o.Name, DefaultTLP: o.DefaultTLP, Format: "mail"}, ingest: o.Pipeline, decode: o.Decode, log: log}}
+		in: &intake{src: gateway.Source{Name: o.Name, DefaultTLP: o.DefaultTLP, Format: "mail"}, ingest: o.Pipeline, decode: o.Decode, log: log}}
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
 	srv.Domain = o.Domain
 	if srv.Domain == "" {

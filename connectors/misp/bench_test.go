@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/schakel/schakel/gateway"
-	"github.com/schakel/schakel/gateway/pipeline"
 )
 
 // fill ingests n events built by mk through the pipeline, a few at a time.
@@ -32,7 +31,7 @@ func fill(b *testing.B, e *env, n int, mk func(i int) *gateway.Event) {
 				if i >= n {
 					return
 				}
-				if _, err := e.pl.Ingest(context.Background(), pipeline.Source{Name: "partner"}, mk(i)); err != nil {
+				if _, err := e.pl.Ingest(context.Background(), gateway.Source{Name: "partner"}, mk(i)); err != nil {
 					errs <- err
 					return
 				}

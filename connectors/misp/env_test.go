@@ -116,9 +116,9 @@ func newEnvOn(t testing.TB, r *redistest.Redis) *env {
 }
 
 // ingest stores a canonical event through the pipeline.
-func (e *env) ingest(ev *gateway.Event) pipeline.Result {
+func (e *env) ingest(ev *gateway.Event) gateway.Result {
 	e.t.Helper()
-	res, err := e.pl.Ingest(context.Background(), pipeline.Source{Name: "partner"}, ev)
+	res, err := e.pl.Ingest(context.Background(), gateway.Source{Name: "partner"}, ev)
 	if err != nil {
 		e.t.Fatalf("ingest %s: %v", ev.ID, err)
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/schakel/schakel/gateway"
-	"github.com/schakel/schakel/gateway/pipeline"
 	mispmap "github.com/schakel/schakel/mappings/misp"
 )
 
@@ -37,7 +36,7 @@ type PollerOptions struct {
 	// upstream and checked again here.
 	Tags    []string
 	Cursors Cursors
-	Ingest  Ingester
+	Ingest  gateway.Ingester
 	Redis   redis.UniversalClient
 	Prefix  string
 	Log     *slog.Logger
@@ -186,9 +185,9 @@ func (p *Poller) Poll(ctx context.Context) (PollResult, error) {
 		}
 		res.Fetched++
 		switch status {
-		case pipeline.StatusAccepted:
+		case gateway.StatusAccepted:
 			res.Ingested++
-		case pipeline.StatusDuplicate:
+		case gateway.StatusDuplicate:
 			res.Duplicates++
 		default:
 			res.Filtered++
@@ -234,7 +233,7 @@ func (p *Poller) seen(ctx context.Context, es []IndexEntry) ([]int64, error) {
 
 // pull fetches one event and ingests it; "" means the tag filters left it
 // out.
-func (p *Poller) pull(ctx context.Context, e IndexEntry) (string, error) {
+func (p *Poller) pull(ctx context.Context, e IndexEntry) (gateway.IngestStatus, error) {
 	if owner, err := ownerOf(ctx, p.o.Cursors, e.UUID); err != nil {
 		return "", err
 	} else if owner != "" && owner != p.o.Source {
@@ -259,7 +258,7 @@ func (p *Poller) pull(ctx context.Context, e IndexEntry) (string, error) {
 	if len(problems) > 0 {
 		p.o.Log.Warn("misp pull: parts of the event were rejected", "event_uuid", e.UUID, "problems", len(problems), "first", problems[0].Error())
 	}
-	res, err := p.o.Ingest.Ingest(ctx, pipeline.Source{Name: p.o.Source, DefaultTLP: p.o.DefaultTLP, Format: mispmap.Format}, ev)
+	res, err := p.o.Ingest.Ingest(ctx, gateway.Source{Name: p.o.Source, DefaultTLP: p.o.DefaultTLP, Format: mispmap.Format}, ev)
 	if err != nil {
 		return "", fmt.Errorf("ingest %s: %w", e.UUID, err)
 	}

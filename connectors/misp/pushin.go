@@ -14,7 +14,6 @@ import (
 
 	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/gateway/httpapi"
-	"github.com/schakel/schakel/gateway/pipeline"
 	"github.com/schakel/schakel/gateway/store"
 	mispmap "github.com/schakel/schakel/mappings/misp"
 )
@@ -174,7 +173,7 @@ func (s *Server) save(c *fiber.Ctx, target string) error {
 			return saveFailed(c, fiber.StatusForbidden, what, errNotNewer+" (The event came from another source; this server keeps that copy.)")
 		}
 	}
-	res, err := s.o.Ingest.Ingest(c.UserContext(), pipeline.Source{Name: src.Name, DefaultTLP: src.DefaultTLP, Format: mispmap.Format}, ev)
+	res, err := s.o.Ingest.Ingest(c.UserContext(), gateway.Source{Name: src.Name, DefaultTLP: src.DefaultTLP, Format: mispmap.Format}, ev)
 	var ve *gateway.ValidationError
 	if errors.As(err, &ve) {
 		msgs := make([]string, len(ve.Fields))
@@ -186,7 +185,7 @@ func (s *Server) save(c *fiber.Ctx, target string) error {
 	if err != nil {
 		return s.reply(c, err)
 	}
-	if res.Status == pipeline.StatusDuplicate {
+	if res.Status == gateway.StatusDuplicate {
 		return saveFailed(c, fiber.StatusForbidden, what, errNotNewer)
 	}
 	if n := len(problems) + len(res.Rejected); n > 0 {

@@ -15,7 +15,6 @@ import (
 
 	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/gateway/httpapi"
-	"github.com/schakel/schakel/gateway/pipeline"
 	"github.com/schakel/schakel/gateway/store"
 	"github.com/schakel/schakel/gateway/views"
 	mispmap "github.com/schakel/schakel/mappings/misp"
@@ -36,11 +35,6 @@ type Store interface {
 	Versions(ctx context.Context, id string) ([]string, error)
 }
 
-// Ingester takes pushed events into the pipeline.
-type Ingester interface {
-	Ingest(ctx context.Context, src pipeline.Source, ev *gateway.Event) (pipeline.Result, error)
-}
-
 // Org is Schakel's identity towards MISP: the creator organisation (Orgc) of
 // everything it serves.
 type Org struct {
@@ -58,7 +52,7 @@ type Source struct {
 type Options struct {
 	Views  Views
 	Store  Store
-	Ingest Ingester
+	Ingest gateway.Ingester
 	Redis  redis.UniversalClient
 	Prefix string
 	Org    Org

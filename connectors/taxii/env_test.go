@@ -73,7 +73,7 @@ func newEnv(tb testing.TB) *env {
 	m := metrics.New(prometheus.NewRegistry())
 	ob := outbox.New(r.Client, r.Prefix, outbox.Options{Logger: log})
 	pl := pipeline.New(st, ob, audit.New(r.Client, r.Prefix), reg, pipeline.Config{Views: v}, m, log)
-	sources := map[string]pipeline.Source{
+	sources := map[string]gateway.Source{
 		"partner":   {Name: "partner", DefaultTLP: gateway.TLPGreen, Format: "stix"},
 		"other-src": {Name: "other-src", Format: "stix"},
 	}

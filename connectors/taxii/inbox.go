@@ -14,7 +14,6 @@ import (
 
 	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/gateway/httpapi"
-	"github.com/schakel/schakel/gateway/pipeline"
 	"github.com/schakel/schakel/gateway/store"
 	"github.com/schakel/schakel/mappings/stix"
 )
@@ -255,8 +254,8 @@ func (b *book) eventFailed(ev *gateway.Event, msg string) {
 
 // eventDone notes a duplicate on the event's report and fails the
 // indicators the gateway rejected, found by the STIX id they were read from.
-func (b *book) eventDone(ev *gateway.Event, res pipeline.Result) {
-	if res.Status == pipeline.StatusDuplicate {
+func (b *book) eventDone(ev *gateway.Event, res gateway.Result) {
+	if res.Status == gateway.StatusDuplicate {
 		for _, i := range b.byID[ev.Source.Ref] {
 			b.note[i] = joinMsg(b.note[i], "already present")
 		}

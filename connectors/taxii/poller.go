@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/schakel/schakel/gateway"
-	"github.com/schakel/schakel/gateway/pipeline"
 	"github.com/schakel/schakel/mappings/stix"
 )
 
@@ -22,14 +21,14 @@ type CursorStore interface {
 
 // PollerOptions configure one source of type taxii.
 type PollerOptions struct {
-	Source     pipeline.Source // name and default TLP; Format defaults to "stix"
-	URL        string          // the upstream API root
+	Source     gateway.Source // name and default TLP; Format defaults to "stix"
+	URL        string         // the upstream API root
 	Collection string
 	Username   string
 	Password   string
 	Token      string        // sent as a bearer token when there is no user name or password
 	Interval   time.Duration // default 5m
-	Ingest     Ingester
+	Ingest     gateway.Ingester
 	Cursors    CursorStore
 	HTTP       *http.Client
 	UserAgent  string
@@ -365,7 +364,7 @@ func (p *Poller) ingest(ctx context.Context, objs []json.RawMessage, res *PollRe
 			return fmt.Errorf("ingest upstream event %s: %w", ev.Source.Ref, err)
 		}
 		res.Events++
-		if r.Status == pipeline.StatusDuplicate {
+		if r.Status == gateway.StatusDuplicate {
 			res.Duplicates++
 		} else {
 			res.Accepted++

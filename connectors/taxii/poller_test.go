@@ -22,7 +22,7 @@ import (
 func newPoller(t *testing.T, down *env, root, collection, user, password string, pageSize, batch int) *Poller {
 	t.Helper()
 	p, err := NewPoller(PollerOptions{
-		Source: pipeline.Source{Name: "upstream"}, URL: root, Collection: collection, Username: user, Password: password,
+		Source: gateway.Source{Name: "upstream"}, URL: root, Collection: collection, Username: user, Password: password,
 		Ingest: down.pl, Cursors: down.st, PageSize: pageSize, BatchObjects: batch, Log: testLog(t), UserAgent: "Schakel/test",
 	})
 	if err != nil {
@@ -347,7 +347,7 @@ func TestPollerSendsAToken(t *testing.T) {
 		fmt.Fprint(w, `{}`)
 	}))
 	t.Cleanup(srv.Close)
-	p, err := NewPoller(PollerOptions{Source: pipeline.Source{Name: "upstream"}, URL: srv.URL + "/api1/", Collection: "c1",
+	p, err := NewPoller(PollerOptions{Source: gateway.Source{Name: "upstream"}, URL: srv.URL + "/api1/", Collection: "c1",
 		Token: "tok3n", Ingest: down.pl, Cursors: down.st})
 	if err != nil {
 		t.Fatal(err)
@@ -360,9 +360,9 @@ func TestPollerSendsAToken(t *testing.T) {
 func TestNewPollerChecksItsConfiguration(t *testing.T) {
 	st := store.New(nil, "x")
 	for _, o := range []PollerOptions{
-		{Source: pipeline.Source{Name: "s"}, URL: "ftp://taxii.example/api1/", Collection: "c", Cursors: st, Ingest: &pipeline.Pipeline{}},
-		{Source: pipeline.Source{Name: "s"}, URL: "https://taxii.example/api1/", Collection: "a/b", Cursors: st, Ingest: &pipeline.Pipeline{}},
-		{Source: pipeline.Source{Name: "s"}, URL: "https://taxii.example/api1/", Collection: "c"},
+		{Source: gateway.Source{Name: "s"}, URL: "ftp://taxii.example/api1/", Collection: "c", Cursors: st, Ingest: &pipeline.Pipeline{}},
+		{Source: gateway.Source{Name: "s"}, URL: "https://taxii.example/api1/", Collection: "a/b", Cursors: st, Ingest: &pipeline.Pipeline{}},
+		{Source: gateway.Source{Name: "s"}, URL: "https://taxii.example/api1/", Collection: "c"},
 		{URL: "https://taxii.example/api1/", Collection: "c", Cursors: st, Ingest: &pipeline.Pipeline{}},
 	} {
 		if _, err := NewPoller(o); err == nil {

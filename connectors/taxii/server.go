@@ -17,7 +17,6 @@ import (
 
 	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/gateway/httpapi"
-	"github.com/schakel/schakel/gateway/pipeline"
 	"github.com/schakel/schakel/gateway/store"
 	"github.com/schakel/schakel/gateway/views"
 )
@@ -33,11 +32,6 @@ type Events interface {
 	EventVersion(ctx context.Context, id, version string) (*gateway.Event, error)
 }
 
-// Ingester takes posted events into the gateway.
-type Ingester interface {
-	Ingest(ctx context.Context, src pipeline.Source, ev *gateway.Event) (pipeline.Result, error)
-}
-
 // Authenticator checks keys (httpapi.Auth).
 type Authenticator interface {
 	Require(onFail func(c *fiber.Ctx, status int, msg string) error, roles ...store.Role) fiber.Handler
@@ -47,7 +41,7 @@ type Authenticator interface {
 type Options struct {
 	Views  Views
 	Events Events
-	Ingest Ingester
+	Ingest gateway.Ingester
 	Redis  redis.UniversalClient
 	Prefix string // Redis key prefix
 	Log    *slog.Logger
@@ -61,7 +55,7 @@ type Options struct {
 	MaxContentLength int
 	// Sources are the configured sources by name: a source key posting to
 	// the inbox ingests as that source, with its default TLP.
-	Sources map[string]pipeline.Source
+	Sources map[string]gateway.Source
 	// StatusTTL is how long status resources are kept; at least 24 h.
 	StatusTTL time.Duration
 }
@@ -70,7 +64,7 @@ type Options struct {
 type Server struct {
 	views  Views
 	events Events
-	ingest Ingester
+	ingest gateway.Ingester
 	rdb    redis.UniversalClient
 	prefix string
 	log    *slog.Logger

@@ -151,9 +151,9 @@ func (f *fixture) login(key string) string {
 }
 
 // ingest stores ev through the pipeline as source "partner".
-func (f *fixture) ingest(ev *gateway.Event) pipeline.Result {
+func (f *fixture) ingest(ev *gateway.Event) gateway.Result {
 	f.t.Helper()
-	res, err := f.pl.Ingest(context.Background(), pipeline.Source{Name: "partner", DefaultTLP: gateway.TLPAmber}, ev)
+	res, err := f.pl.Ingest(context.Background(), gateway.Source{Name: "partner", DefaultTLP: gateway.TLPAmber}, ev)
 	if err != nil {
 		f.t.Fatalf("ingest %s: %v", ev.Title, err)
 	}

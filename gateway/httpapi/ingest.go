@@ -13,7 +13,6 @@ import (
 	"github.com/schakel/schakel/connectors/webhook"
 	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/gateway/normalize"
-	"github.com/schakel/schakel/gateway/pipeline"
 	"github.com/schakel/schakel/schemas"
 )
 
@@ -88,18 +87,18 @@ func (s *Server) ingestCanonical(c *fiber.Ctx, src SourceConfig, body []byte) er
 	if err != nil {
 		return err
 	}
-	if res.Status == pipeline.StatusDuplicate {
+	if res.Status == gateway.StatusDuplicate {
 		return c.Status(fiber.StatusOK).JSON(res)
 	}
 	return c.Status(fiber.StatusAccepted).JSON(res)
 }
 
-func pipelineSource(src SourceConfig) pipeline.Source {
+func pipelineSource(src SourceConfig) gateway.Source {
 	format := src.Format
 	if format == "" {
 		format = "canonical"
 	}
-	return pipeline.Source{Name: src.Name, DefaultTLP: src.DefaultTLP, Format: format}
+	return gateway.Source{Name: src.Name, DefaultTLP: src.DefaultTLP, Format: format}
 }
 
 // postWebhook ingests a Standard-Webhooks-signed POST for a webhook source.
@@ -145,7 +144,7 @@ func (s *Server) postWebhook(c *fiber.Ctx) error {
 		}
 		return fail(c, fiber.StatusBadRequest, "body: "+err.Error())
 	}
-	results := make([]pipeline.Result, 0, len(evs))
+	results := make([]gateway.Result, 0, len(evs))
 	for _, ev := range evs {
 		res, err := s.o.Pipeline.Ingest(c.UserContext(), pipelineSource(src), ev)
 		if err != nil {

@@ -73,30 +73,6 @@ type Config struct {
 	Views Indexer
 }
 
-// Source identifies who sent an event, as authenticated by the caller.
-type Source struct {
-	Name       string
-	DefaultTLP gateway.TLP
-	Format     string
-}
-
-// Status of an ingest.
-const (
-	StatusAccepted  = "accepted"
-	StatusDuplicate = "duplicate"
-)
-
-// Result tells the source what became of its event.
-type Result struct {
-	ID         string               `json:"id"`
-	Version    string               `json:"version,omitempty"`
-	Status     string               `json:"status"`
-	Update     bool                 `json:"update,omitempty"` // a newer version of a known event
-	Rejected   []gateway.FieldError `json:"rejected,omitempty"`
-	Deliveries int                  `json:"deliveries"`
-	Held       bool                 `json:"held,omitempty"`
-}
-
 // Pipeline is safe for concurrent use.
 type Pipeline struct {
 	store   Store
@@ -120,13 +96,13 @@ func New(st Store, ob Outbox, au Auditor, reg *registry.Registry, cfg Config, m 
 // Ingest normalises, stores and routes ev. A *gateway.ValidationError means
 // nothing was stored; indicator problems alone do not stop the event and are
 // returned in Result.Rejected.
-func (p *Pipeline) Ingest(ctx context.Context, src Source, ev *gateway.Event) (Result, error) {
+func (p *Pipeline) Ingest(ctx context.Context, src gateway.Source, ev *gateway.Event) (gateway.Result, error) {
 	start := p.now()
 	received := start.UTC()
 	rejected, err := p.prepare(src, ev, received)
 	if err != nil {
 		p.metrics.Rejected.WithLabelValues(src.Name, "invalid").Inc()
-		return Result{}, err
+		return gateway.Result{}, err
 	}
 	// Plan first, so a new version's deliveries go out in the same round
 	// trip that indexes it.
@@ -142,17 +118,17 @@ func (p *Pipeline) Ingest(ctx context.Context, src Source, ev *gateway.Event) (R
 	}
 	res, err := p.store.PutEvent(ctx, ev, received, enqueue)
 	if err != nil {
-		return Result{}, fmt.Errorf("store event %s: %w", ev.ID, err)
+		return gateway.Result{}, fmt.Errorf("store event %s: %w", ev.ID, err)
 	}
-	out := Result{ID: ev.ID, Version: ev.Version(), Rejected: rejected}
+	out := gateway.Result{ID: ev.ID, Version: ev.Version(), Rejected: rejected}
 	switch res {
 	case store.Duplicate:
-		out.Status = StatusDuplicate
+		out.Status = gateway.StatusDuplicate
 		routed, err := p.store.Routed(ctx, ev.ID, ev.Version())
 		if err != nil {
-			return Result{}, fmt.Errorf("routing state of %s: %w", ev.ID, err)
+			return gateway.Result{}, fmt.Errorf("routing state of %s: %w", ev.ID, err)
 		}
-		p.metrics.Ingested.WithLabelValues(src.Name, StatusDuplicate).Inc()
+		p.metrics.Ingested.WithLabelValues(src.Name, string(gateway.StatusDuplicate)).Inc()
 		if routed {
 			return out, nil
 		}
@@ -160,24 +136,24 @@ func (p *Pipeline) Ingest(ctx context.Context, src Source, ev *gateway.Event) (R
 		// finished: finish it now rather than lose it.
 		stored, err := p.store.EventVersion(ctx, ev.ID, ev.Version())
 		if err != nil {
-			return Result{}, fmt.Errorf("load unrouted %s: %w", ev.ID, err)
+			return gateway.Result{}, fmt.Errorf("load unrouted %s: %w", ev.ID, err)
 		}
 		n, held, err := p.Route(ctx, stored, received, true)
 		if err != nil {
-			return Result{}, err
+			return gateway.Result{}, err
 		}
 		out.Deliveries, out.Held = n, held
 		return out, nil
 	case store.Updated:
-		out.Status, out.Update = StatusAccepted, true
+		out.Status, out.Update = gateway.StatusAccepted, true
 		p.metrics.Ingested.WithLabelValues(src.Name, "updated").Inc()
 	default:
-		out.Status = StatusAccepted
-		p.metrics.Ingested.WithLabelValues(src.Name, StatusAccepted).Inc()
+		out.Status = gateway.StatusAccepted
+		p.metrics.Ingested.WithLabelValues(src.Name, string(gateway.StatusAccepted)).Inc()
 	}
 	held, err := p.finishRoute(ctx, r, received, res != store.Created)
 	if err != nil {
-		return Result{}, err
+		return gateway.Result{}, err
 	}
 	out.Deliveries, out.Held = len(r.ds), held
 	p.metrics.IngestDuration.WithLabelValues(src.Name).Observe(p.now().Sub(start).Seconds())
@@ -186,7 +162,7 @@ func (p *Pipeline) Ingest(ctx context.Context, src Source, ev *gateway.Event) (R
 
 // prepare applies normalisation and the ingest defaults of ARCHITECTURE §3.
 // It returns the indicator problems that did not stop the event.
-func (p *Pipeline) prepare(src Source, ev *gateway.Event, received time.Time) ([]gateway.FieldError, error) {
+func (p *Pipeline) prepare(src gateway.Source, ev *gateway.Event, received time.Time) ([]gateway.FieldError, error) {
 	problems := normalize.Event(ev)
 	var fatal bool
 	for _, fe := range problems {
