@@ -113,16 +113,10 @@ func newEnv(tb testing.TB) *env {
 func (e *env) put(ev *gateway.Event, added time.Time) {
 	e.t.Helper()
 	ctx := context.Background()
-	res, err := e.st.PutEvent(ctx, ev, added)
-	if err != nil {
-		e.t.Fatal(err)
-	}
 	snap := e.reg.Current()
-	index, err := e.v.Index(ctx, policy.Assess(ev, snap), snap, added, res != store.Created)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if err := e.st.MarkRouted(ctx, ev.ID, ev.Version(), index); err != nil {
+	b := store.NewBatch(ev, added)
+	b.Index(e.v.Index(policy.Assess(ev, snap), snap, added))
+	if _, err := e.st.Commit(ctx, b); err != nil {
 		e.t.Fatal(err)
 	}
 }

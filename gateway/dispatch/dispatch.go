@@ -178,8 +178,9 @@ func (d *Dispatcher) evict() {
 	}
 }
 
-// Prime hands the dispatcher an event version routing just stored with the
-// number of deliveries it made, so they need not read it back from Redis.
+// Prime hands the dispatcher an event version routing is storing with the
+// number of deliveries it makes, so they need not read it back from Redis;
+// a negative count takes back deliveries that were not made.
 func (d *Dispatcher) Prime(ev *gateway.Event, deliveries int) {
 	key := ev.ID + "\x00" + ev.Version()
 	d.mu.Lock()
@@ -188,7 +189,10 @@ func (d *Dispatcher) Prime(ev *gateway.Event, deliveries int) {
 	}
 	if c, ok := d.cache[key]; ok {
 		c.pending += deliveries
-	} else {
+		if c.pending <= 0 {
+			delete(d.cache, key)
+		}
+	} else if deliveries > 0 {
 		d.cache[key] = &cached{ev: ev, regVer: -1, touched: time.Now(), pending: deliveries}
 	}
 	d.mu.Unlock()

@@ -148,7 +148,7 @@ func (o *Outbox) Enqueue(ctx context.Context, ds ...gateway.Delivery) error {
 		return nil
 	}
 	pipe := o.rdb.Pipeline()
-	if err := o.Queue(ctx, pipe, ds...); err != nil {
+	if err := o.Entries(ds...).Queue(ctx, pipe); err != nil {
 		return err
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
@@ -157,10 +157,20 @@ func (o *Outbox) Enqueue(ctx context.Context, ds ...gateway.Delivery) error {
 	return nil
 }
 
-// Queue adds the appends of Enqueue to pipe, so routing can share the round
-// trip that stores the event version (the caller executes pipe and must
-// treat its failure as a failed enqueue).
-func (o *Outbox) Queue(ctx context.Context, pipe redis.Pipeliner, ds ...gateway.Delivery) error {
+// Entries are deliveries to append as part of a caller's unit of work: the
+// store commits them in the round trip that routes an event version
+// (store.Batch.Enqueue), and a failure there is a failed enqueue.
+type Entries struct {
+	o  *Outbox
+	ds []gateway.Delivery
+}
+
+// Entries returns ds as writes for a store batch.
+func (o *Outbox) Entries(ds ...gateway.Delivery) Entries { return Entries{o: o, ds: ds} }
+
+// Queue adds the appends to pipe; it checks every delivery before adding any.
+func (e Entries) Queue(ctx context.Context, pipe redis.Pipeliner) error {
+	o, ds := e.o, e.ds
 	now := time.Now().UTC()
 	payloads := make([][]byte, len(ds))
 	var verr gateway.ValidationError

@@ -13,39 +13,39 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/gateway/audit"
 	"github.com/schakel/schakel/gateway/metrics"
 	"github.com/schakel/schakel/gateway/normalize"
+	"github.com/schakel/schakel/gateway/outbox"
 	"github.com/schakel/schakel/gateway/policy"
 	"github.com/schakel/schakel/gateway/registry"
 	"github.com/schakel/schakel/gateway/store"
+	"github.com/schakel/schakel/gateway/views"
 )
 
-// Store is what the pipeline needs of the event store.
+// Store is what the pipeline needs of the event store. Commit is the one
+// write path of routing: the store owns the unit of work (store.Batch) and
+// commits concurrent ones together.
 type Store interface {
-	PutEvent(ctx context.Context, ev *gateway.Event, received time.Time, also ...func(store.PutResult, redis.Pipeliner) error) (store.PutResult, error)
+	Commit(ctx context.Context, b *store.Batch) (store.PutResult, error)
 	EventVersion(ctx context.Context, id, version string) (*gateway.Event, error)
 	Routed(ctx context.Context, id, version string) (bool, error)
-	MarkRouted(ctx context.Context, id, version string, also ...func(redis.Pipeliner) error) error
-	QueueDeliveryStates(ctx context.Context, pipe redis.Pipeliner, states ...store.DeliveryState) error
 	Unrouted(ctx context.Context, olderThan time.Duration, limit int) ([]store.VersionRef, error)
-	Hold(ctx context.Context, h store.HeldItem) error
 	Held(ctx context.Context, eventID string) (store.HeldItem, error)
 	Release(ctx context.Context, eventID, by string, to []gateway.Addressee) (store.HeldItem, error)
 }
 
-// Outbox is where deliveries wait for their channel.
+// Outbox is where deliveries wait for their channel: routing hands them to
+// the store's batch, a release enqueues them directly.
 type Outbox interface {
+	Entries(ds ...gateway.Delivery) outbox.Entries
 	Enqueue(ctx context.Context, ds ...gateway.Delivery) error
-	Queue(ctx context.Context, pipe redis.Pipeliner, ds ...gateway.Delivery) error
 }
 
 // Indexer records who may see an event version in the pull views.
 type Indexer interface {
-	Index(ctx context.Context, a *policy.Assessment, snap *registry.Snapshot, added time.Time, update bool) (func(redis.Pipeliner) error, error)
+	Index(a *policy.Assessment, snap *registry.Snapshot, added time.Time) *views.Placement
 }
 
 // Auditor records what happened.
@@ -66,8 +66,9 @@ type Config struct {
 	// deliveries only for these.
 	Push         map[gateway.Channel]bool
 	MailingLists []MailingList
-	// Routed, when set, sees every routed event version, so the in-process
-	// dispatcher can keep it instead of reading it back from Redis.
+	// Routed, when set, is told how many deliveries of an event version are
+	// being enqueued (and, with a negative count, when fewer were), so the
+	// in-process dispatcher can keep it instead of reading it back.
 	Routed func(ev *gateway.Event, deliveries int)
 	// Views, when set, indexes every routed version for the pull views.
 	Views Indexer
@@ -104,19 +105,15 @@ func (p *Pipeline) Ingest(ctx context.Context, src gateway.Source, ev *gateway.E
 		p.metrics.Rejected.WithLabelValues(src.Name, "invalid").Inc()
 		return gateway.Result{}, err
 	}
-	// Plan first, so a new version's deliveries go out in the same round
-	// trip that indexes it.
 	r := p.planRoute(ev, received)
-	enqueue := func(res store.PutResult, pipe redis.Pipeliner) error {
-		if res == store.Duplicate || len(r.ds) == 0 {
-			return nil
-		}
-		if p.cfg.Routed != nil {
-			p.cfg.Routed(ev, len(r.ds))
-		}
-		return p.outbox.Queue(ctx, pipe, r.ds...)
+	// Announce the deliveries before they exist, so a consumer that takes
+	// one before Commit returns finds the event in memory; take the
+	// announcement back when nothing was routed.
+	p.announce(ev, len(r.ds))
+	res, err := p.store.Commit(ctx, p.batch(store.NewBatch(ev, received), r, received))
+	if err != nil || res == store.Duplicate {
+		p.announce(ev, -len(r.ds))
 	}
-	res, err := p.store.PutEvent(ctx, ev, received, enqueue)
 	if err != nil {
 		return gateway.Result{}, fmt.Errorf("store event %s: %w", ev.ID, err)
 	}
@@ -138,7 +135,7 @@ func (p *Pipeline) Ingest(ctx context.Context, src gateway.Source, ev *gateway.E
 		if err != nil {
 			return gateway.Result{}, fmt.Errorf("load unrouted %s: %w", ev.ID, err)
 		}
-		n, held, err := p.Route(ctx, stored, received, true)
+		n, held, err := p.Route(ctx, stored, received)
 		if err != nil {
 			return gateway.Result{}, err
 		}
@@ -151,11 +148,8 @@ func (p *Pipeline) Ingest(ctx context.Context, src gateway.Source, ev *gateway.E
 		out.Status = gateway.StatusAccepted
 		p.metrics.Ingested.WithLabelValues(src.Name, string(gateway.StatusAccepted)).Inc()
 	}
-	held, err := p.finishRoute(ctx, r, received, res != store.Created)
-	if err != nil {
-		return gateway.Result{}, err
-	}
-	out.Deliveries, out.Held = len(r.ds), held
+	p.routed(ctx, r)
+	out.Deliveries, out.Held = len(r.ds), r.held != nil
 	p.metrics.IngestDuration.WithLabelValues(src.Name).Observe(p.now().Sub(start).Seconds())
 	return out, nil
 }
@@ -224,19 +218,15 @@ func derivedID(ev *gateway.Event) string {
 
 // Route creates the deliveries for one stored event version, or holds it
 // when the policy lets nobody receive it, then marks the version routed.
-// update says an older version may exist (its view entries are replaced).
-func (p *Pipeline) Route(ctx context.Context, ev *gateway.Event, received time.Time, update bool) (int, bool, error) {
+func (p *Pipeline) Route(ctx context.Context, ev *gateway.Event, received time.Time) (int, bool, error) {
 	r := p.planRoute(ev, received)
-	if len(r.ds) > 0 {
-		if p.cfg.Routed != nil {
-			p.cfg.Routed(ev, len(r.ds))
-		}
-		if err := p.outbox.Enqueue(ctx, r.ds...); err != nil {
-			return 0, false, fmt.Errorf("enqueue deliveries of %s: %w", ev.ID, err)
-		}
+	p.announce(ev, len(r.ds))
+	if _, err := p.store.Commit(ctx, p.batch(store.RouteBatch(ev, received), r, received)); err != nil {
+		p.announce(ev, -len(r.ds))
+		return 0, false, fmt.Errorf("route %s: %w", ev.ID, err)
 	}
-	held, err := p.finishRoute(ctx, r, received, update)
-	return len(r.ds), held, err
+	p.routed(ctx, r)
+	return len(r.ds), r.held != nil, nil
 }
 
 // routing is the plan for one event version under one registry snapshot.
@@ -244,55 +234,59 @@ type routing struct {
 	snap *registry.Snapshot
 	a    *policy.Assessment
 	ds   []gateway.Delivery
+	held *store.HeldItem
 }
 
 func (p *Pipeline) planRoute(ev *gateway.Event, received time.Time) routing {
 	snap := p.reg.Current()
 	a := policy.Assess(ev, snap)
-	return routing{snap: snap, a: a, ds: p.plan(a, snap, received)}
-}
-
-// finishRoute runs after the deliveries are enqueued: it holds what nobody
-// may receive, indexes the pull views and marks the version routed.
-func (p *Pipeline) finishRoute(ctx context.Context, r routing, received time.Time, update bool) (bool, error) {
-	ev := r.a.Event()
-	held := false
-	if !r.a.Reachable(r.snap.Constituents) || (ev.TLP == gateway.TLPRed && len(r.ds) == 0) {
-		held = true
+	r := routing{snap: snap, a: a, ds: p.plan(a, snap, received)}
+	if !a.Reachable(snap.Constituents) || (ev.TLP == gateway.TLPRed && len(r.ds) == 0) {
 		reason := "the policy lets no recipient receive this event"
 		if ev.TLP == gateway.TLPRed {
 			reason = "TLP:RED with no named person (red: true) reachable by e-mail"
 		}
-		if err := p.store.Hold(ctx, store.HeldItem{EventID: ev.ID, Version: ev.Version(), TLP: ev.TLP, Title: ev.Title, Reason: reason, HeldAt: received}); err != nil {
-			return false, fmt.Errorf("hold %s: %w", ev.ID, err)
-		}
+		r.held = &store.HeldItem{EventID: ev.ID, Version: ev.Version(), TLP: ev.TLP, Title: ev.Title, Reason: reason, HeldAt: received}
+	}
+	return r
+}
+
+// batch fills b with the plan: deliveries into the outbox, their queued
+// states, the hold and the pull-view entry.
+func (p *Pipeline) batch(b *store.Batch, r routing, received time.Time) *store.Batch {
+	if len(r.ds) > 0 {
+		b.Enqueue(p.outbox.Entries(r.ds...))
+		b.Deliveries(r.ds)
+	}
+	if r.held != nil {
+		b.Hold(*r.held)
+	}
+	if p.cfg.Views != nil {
+		b.Index(p.cfg.Views.Index(r.a, r.snap, received))
+	}
+	return b
+}
+
+// announce tells the in-process dispatcher how many deliveries of ev are
+// coming (negative: fewer than announced).
+func (p *Pipeline) announce(ev *gateway.Event, deliveries int) {
+	if deliveries != 0 && p.cfg.Routed != nil {
+		p.cfg.Routed(ev, deliveries)
+	}
+}
+
+// routed runs once a version's batch is committed: the hold is audited and
+// metrics counted.
+func (p *Pipeline) routed(ctx context.Context, r routing) {
+	ev := r.a.Event()
+	if r.held != nil {
 		p.metrics.Held.Inc()
-		p.auditEvent(ctx, ev, "event.held", reason)
+		p.auditEvent(ctx, ev, "event.held", r.held.Reason)
 	}
 	if ev.Kind == gateway.KindNotification {
 		p.metrics.Unowned.Add(float64(r.a.Unowned()))
 	}
-	states := make([]store.DeliveryState, len(r.ds))
-	for i, d := range r.ds {
-		states[i] = store.DeliveryState{Delivery: d, State: store.StateQueued, Updated: received}
-	}
 	p.metrics.Routed.Add(float64(len(r.ds)))
-	also := []func(redis.Pipeliner) error{func(pipe redis.Pipeliner) error {
-		return p.store.QueueDeliveryStates(ctx, pipe, states...)
-	}}
-	if p.cfg.Views != nil {
-		index, err := p.cfg.Views.Index(ctx, r.a, r.snap, received, update)
-		if err != nil {
-			return false, err
-		}
-		also = append(also, index)
-	}
-	// Only after the enqueue succeeded: a version marked routed is never
-	// routed again.
-	if err := p.store.MarkRouted(ctx, ev.ID, ev.Version(), also...); err != nil {
-		return false, fmt.Errorf("mark %s routed: %w", ev.ID, err)
-	}
-	return held, nil
 }
 
 // plan lists the push deliveries the policy allows and subscriptions want.
@@ -365,7 +359,7 @@ func (p *Pipeline) Recover(ctx context.Context, olderThan time.Duration) (int, e
 		if err != nil {
 			return n, fmt.Errorf("load %s: %w", r.ID, err)
 		}
-		if _, _, err := p.Route(ctx, ev, p.now().UTC(), true); err != nil {
+		if _, _, err := p.Route(ctx, ev, p.now().UTC()); err != nil {
 			return n, err
 		}
 		n++

@@ -104,114 +104,13 @@ return {1, 0}
 // warning by reusing its id.
 var ErrOtherSource = errors.New("event belongs to another source")
 
-// PutEvent stores ev as received at received (now when zero). A version
-// with the same or an older Modified than the stored one is a Duplicate and
-// changes nothing.
-//
-// also adds writes to the second round trip (the global indexes) once the
-// result is known: routing appends a new version's deliveries there, so
-// storing and enqueueing cost two round trips, not three. If that round
-// trip fails the version stays stored but unindexed and unrouted; the
-// caller reports the error and a resend heals both.
-func (s *Store) PutEvent(ctx context.Context, ev *gateway.Event, received time.Time, also ...func(PutResult, redis.Pipeliner) error) (PutResult, error) {
-	if err := checkEvent(ev); err != nil {
-		return 0, err
-	}
-	if received.IsZero() {
-		received = s.now()
-	}
-	received = received.UTC()
-	if !stampInRange(received) {
-		return 0, invalid("received", "must lie between 1970 and 2262")
-	}
-	blob, err := json.Marshal(ev)
-	if err != nil {
-		return 0, fmt.Errorf("encode event %s: %w", ev.ID, err)
-	}
-	sum, err := json.Marshal(Summary{
-		ID: ev.ID, Title: ev.Title, Kind: ev.Kind, TLP: ev.TLP, Source: ev.Source.Name,
-		Priority: ev.Priority, Modified: ev.Modified, Received: received, Indicators: len(ev.Indicators),
-	})
-	if err != nil {
-		return 0, fmt.Errorf("encode summary %s: %w", ev.ID, err)
-	}
-	version := ev.Version()
-	keys := []string{
-		s.eventKey(ev.ID, "cur"), s.eventKey(ev.ID, "v", version),
-		s.eventKey(ev.ID, "versions"), s.eventKey(ev.ID, "sum"),
-	}
-	// The routing-queue entry goes first, in the same round trip: if the
-	// version is stored but the second step never happens (Redis full or
-	// gone), recovery still finds it. An entry for a duplicate is dropped by
-	// Unrouted (routed or never stored). Eval, not EvalSha: a pipeline cannot
-	// fall back on NOSCRIPT.
-	pipe1 := s.rdb.Pipeline()
-	queued := pipe1.ZAddNX(ctx, s.key("routing"), redis.Z{Score: float64(received.UnixMilli()), Member: routingMember(ev.ID, version)})
-	put := putEventScript.Eval(ctx, pipe1, keys, version, nanos(ev.Modified), nanos(received),
-		blob, sum, string(ev.TLP), ev.Source.Name)
-	if _, err := pipe1.Exec(ctx); err != nil {
-		return 0, fmt.Errorf("store event %s: %w", ev.ID, err)
-	}
-	reply, err := put.Slice()
-	if err != nil {
-		return 0, fmt.Errorf("store event %s: %w", ev.ID, err)
-	}
-	code, _ := reply[0].(int64)
-	heal, _ := reply[1].(int64)
-	var oldTLP, oldSource string
-	if len(reply) == 4 {
-		oldTLP, _ = reply[2].(string)
-		oldSource, _ = reply[3].(string)
-	}
-	var result PutResult
-	switch code {
-	case 0:
-		if heal == 0 {
-			if queued.Val() == 1 {
-				// The entry this call added in advance is not needed.
-				s.rdb.ZRem(ctx, s.key("routing"), routingMember(ev.ID, version))
-			}
-			return Duplicate, nil
-		}
-		result = Duplicate
-	case 1:
-		result = Created
-	case 2:
-		result = Updated
-	case 3:
-		return 0, fmt.Errorf("%w: event %s was delivered by source %q; a source may only update its own events", ErrOtherSource, ev.ID, oldSource)
-	default:
-		return 0, fmt.Errorf("store event %s: unexpected script reply %v", ev.ID, reply)
-	}
-
-	// Second step: the global indexes, on their own slots.
-	score := float64(received.UnixMilli())
-	pipe := s.rdb.Pipeline()
-	zadd := pipe.ZAdd
-	if result == Duplicate {
-		// Only fill in what a crash between the two steps lost.
-		zadd = pipe.ZAddNX
-	}
-	member := redis.Z{Score: score, Member: ev.ID}
-	zadd(ctx, s.key("events"), member)
-	zadd(ctx, s.key("events", "src", ev.Source.Name), member)
-	zadd(ctx, s.key("events", "tlp", string(ev.TLP)), member)
-	zadd(ctx, s.key("routing"), redis.Z{Score: score, Member: routingMember(ev.ID, version)})
-	if oldTLP != "" && oldTLP != string(ev.TLP) {
-		pipe.ZRem(ctx, s.key("events", "tlp", oldTLP), ev.ID)
-	}
-	if oldSource != "" && oldSource != ev.Source.Name {
-		pipe.ZRem(ctx, s.key("events", "src", oldSource), ev.ID)
-	}
-	for _, f := range also {
-		if err := f(result, pipe); err != nil {
-			return 0, err
-		}
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return 0, fmt.Errorf("index event %s: %w", ev.ID, err)
-	}
-	return result, nil
+// PutEvent stores ev as received at received (now when zero), without
+// routing it. A version with the same or an older Modified than the stored
+// one is a Duplicate and changes nothing. Routing uses a Batch instead.
+func (s *Store) PutEvent(ctx context.Context, ev *gateway.Event, received time.Time) (PutResult, error) {
+	b := NewBatch(ev, received)
+	b.putOnly = true
+	return s.Commit(ctx, b)
 }
 
 func checkEvent(ev *gateway.Event) error {

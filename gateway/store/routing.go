@@ -25,20 +25,10 @@ return 1
 `)
 
 // MarkRouted records that the deliveries of a version are enqueued, so the
-// version is no longer offered by Unrouted.
-//
-// also adds further writes to the same round trip (the new deliveries'
-// states, the pull-view index): the enqueue already happened, so the order
-// of these steps does not matter.
-func (s *Store) MarkRouted(ctx context.Context, id, version string, also ...func(redis.Pipeliner) error) error {
-	// Eval (not EvalSha) because a pipeline cannot fall back on NOSCRIPT;
-	// the script is short.
+// version is no longer offered by Unrouted. Routing does this inside its
+// Batch; this is for versions routed by hand.
+func (s *Store) MarkRouted(ctx context.Context, id, version string) error {
 	pipe := s.rdb.Pipeline()
-	for _, f := range also {
-		if err := f(pipe); err != nil {
-			return err
-		}
-	}
 	mark := markRoutedScript.Eval(ctx, pipe,
 		[]string{s.eventKey(id, "cur"), s.eventKey(id, "routed"), s.eventKey(id, "v", version)}, version)
 	pipe.ZRem(ctx, s.key("routing"), routingMember(id, version))

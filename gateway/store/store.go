@@ -27,6 +27,7 @@ type Store struct {
 	prefix string
 	now    func() time.Time
 	auth   *authCache
+	group  groupCommit
 }
 
 // New returns a Store that keeps every key under prefix.

@@ -107,12 +107,12 @@ func (v *Views) Reindex(ctx context.Context, all Lister) (int, error) {
 		if err != nil {
 			return err
 		}
-		index, err := v.Index(ctx, policy.Assess(ev, snap), snap, added, true)
-		if err != nil {
+		entry := v.Index(policy.Assess(ev, snap), snap, added)
+		if err := entry.Prepare(ctx, true); err != nil {
 			return err
 		}
 		pipe := v.rdb.Pipeline()
-		if err := index(pipe); err != nil {
+		if err := entry.Queue(ctx, pipe); err != nil {
 			return err
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
@@ -143,28 +143,23 @@ func (v *Views) added(ctx context.Context, ev *gateway.Event) (time.Time, error)
 	return time.Now(), nil
 }
 
-// Index returns the writes that record who may see a routed event version;
-// the pipeline adds them to the round trip that marks the version routed.
-// update says an older version may be indexed (its entries are removed first).
-func (v *Views) Index(ctx context.Context, a *policy.Assessment, snap *registry.Snapshot, added time.Time, update bool) (func(redis.Pipeliner) error, error) {
+// Placement is one event version's place in the pull views, computed under one
+// registry snapshot: the view keys it belongs in. Routing commits it with
+// the version's routed mark (store.Batch); Reindex on its own.
+type Placement struct {
+	v        *Views
+	id       string
+	member   string
+	score    float64
+	keys     []string
+	regVer   int64
+	old      []string
+	oldMatch string
+}
+
+// Index computes the view entry of a version first made available at added.
+func (v *Views) Index(a *policy.Assessment, snap *registry.Snapshot, added time.Time) *Placement {
 	ev := a.Event()
-	// The event's member set lists the view keys it is in and, as
-	// "=<member>", the member it was indexed under.
-	var old []string
-	oldMember := ""
-	if update {
-		entries, err := v.rdb.SMembers(ctx, v.memberKey(ev.ID)).Result()
-		if err != nil {
-			return nil, fmt.Errorf("views of %s: %w", ev.ID, err)
-		}
-		for _, e := range entries {
-			if m, ok := strings.CutPrefix(e, "="); ok {
-				oldMember = m
-				continue
-			}
-			old = append(old, e)
-		}
-	}
 	var keys []string
 	if policy.DecideAudience(ev, gateway.ChannelPublic).Verdict == policy.Deliver {
 		keys = append(keys, v.key("public"))
@@ -182,29 +177,53 @@ func (v *Views) Index(ctx context.Context, a *policy.Assessment, snap *registry.
 			}
 		}
 	}
-	member := ev.ID + "|" + ev.Version()
-	score := float64(added.UnixMicro())
-	return func(pipe redis.Pipeliner) error {
-		// Add first, then remove the previous member by name: a concurrent
-		// reader never sees the event missing from a view it stays in.
-		for _, k := range keys {
-			pipe.ZAdd(ctx, k, redis.Z{Score: score, Member: member})
+	return &Placement{v: v, id: ev.ID, member: ev.ID + "|" + ev.Version(), score: float64(added.UnixMicro()), keys: keys, regVer: snap.Version}
+}
+
+// Prepare reads the views an earlier version of the event is in, so Queue
+// can move it out of those it leaves. Only an update needs it.
+func (e *Placement) Prepare(ctx context.Context, update bool) error {
+	if !update {
+		return nil
+	}
+	// The event's member set lists the view keys it is in and, as
+	// "=<member>", the member it was indexed under.
+	entries, err := e.v.rdb.SMembers(ctx, e.v.memberKey(e.id)).Result()
+	if err != nil {
+		return fmt.Errorf("views of %s: %w", e.id, err)
+	}
+	e.old, e.oldMatch = e.old[:0], ""
+	for _, m := range entries {
+		if rest, ok := strings.CutPrefix(m, "="); ok {
+			e.oldMatch = rest
+			continue
 		}
-		if oldMember != "" {
-			for _, k := range old {
-				if oldMember != member || !slices.Contains(keys, k) {
-					pipe.ZRem(ctx, k, oldMember)
-				}
+		e.old = append(e.old, m)
+	}
+	return nil
+}
+
+// Queue adds the entry's writes to pipe.
+func (e *Placement) Queue(ctx context.Context, pipe redis.Pipeliner) error {
+	// Add first, then remove the previous member by name: a concurrent
+	// reader never sees the event missing from a view it stays in.
+	for _, k := range e.keys {
+		pipe.ZAdd(ctx, k, redis.Z{Score: e.score, Member: e.member})
+	}
+	if e.oldMatch != "" {
+		for _, k := range e.old {
+			if e.oldMatch != e.member || !slices.Contains(e.keys, k) {
+				pipe.ZRem(ctx, k, e.oldMatch)
 			}
 		}
-		mk := v.memberKey(ev.ID)
-		pipe.Del(ctx, mk)
-		pipe.SAdd(ctx, mk, append(toAny(keys), "="+member)...)
-		// The first routing stamps the index with the registry it was built
-		// under; after a registry change only Reindex moves the stamp.
-		pipe.SetNX(ctx, v.key("regver"), snap.Version, 0)
-		return nil
-	}, nil
+	}
+	mk := e.v.memberKey(e.id)
+	pipe.Del(ctx, mk)
+	pipe.SAdd(ctx, mk, append(toAny(e.keys), "="+e.member)...)
+	// The first routing stamps the index with the registry it was built
+	// under; after a registry change only Reindex moves the stamp.
+	pipe.SetNX(ctx, e.v.key("regver"), e.regVer, 0)
+	return nil
 }
 
 func toAny(s []string) []any {

@@ -46,16 +46,10 @@ func setup(t *testing.T) *fixture {
 func (f *fixture) put(t *testing.T, ev *gateway.Event, added time.Time) {
 	t.Helper()
 	ctx := context.Background()
-	res, err := f.st.PutEvent(ctx, ev, added)
-	if err != nil {
-		t.Fatal(err)
-	}
 	snap := f.reg.Current()
-	index, err := f.v.Index(ctx, policy.Assess(ev, snap), snap, added, res != store.Created)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.st.MarkRouted(ctx, ev.ID, ev.Version(), index); err != nil {
+	b := store.NewBatch(ev, added)
+	b.Index(f.v.Index(policy.Assess(ev, snap), snap, added))
+	if _, err := f.st.Commit(ctx, b); err != nil {
 		t.Fatal(err)
 	}
 }
