@@ -9,10 +9,9 @@ import (
 	"net/http"
 	"net/url"
 	"time"
-)
 
-// errNotFound marks a 404/410: for a sidecar it means "not published".
-var errNotFound = errors.New("not found")
+	"github.com/schakel/schakel/gateway/httpstatus"
+)
 
 // errInsecure marks a plain http:// URL reached from an https:// provider.
 var errInsecure = errors.New("plain http:// is not allowed for this provider")
@@ -67,8 +66,8 @@ type response struct {
 	ContentType string
 }
 
-// get downloads raw (an absolute URL) with at most limit bytes. A 404 or 410
-// wraps errNotFound; other non-200 answers are errors naming the status.
+// get downloads raw (an absolute URL) with at most limit bytes. A non-200
+// answer is an *httpstatus.StatusError (notFound tells 404 and 410).
 func (f *fetcher) get(ctx context.Context, raw string, limit int64) (response, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -89,13 +88,8 @@ func (f *fetcher) get(ctx context.Context, raw string, limit int64) (response, e
 		return response{}, fmt.Errorf("get %s: %w", u.Redacted(), err)
 	}
 	defer resp.Body.Close()
-	switch {
-	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		return response{}, fmt.Errorf("get %s: status %d: %w", u.Redacted(), resp.StatusCode, errNotFound)
-	case resp.StatusCode != http.StatusOK:
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		return response{}, fmt.Errorf("get %s: status %d", u.Redacted(), resp.StatusCode)
+	if resp.StatusCode != http.StatusOK {
+		return response{}, httpstatus.FromResponse("get "+u.Redacted(), resp)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
@@ -106,4 +100,10 @@ func (f *fetcher) get(ctx context.Context, raw string, limit int64) (response, e
 	}
 	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	return response{Body: body, ContentType: ct}, nil
+}
+
+// notFound reports a 404 or 410: for a sidecar it means "not published".
+func notFound(err error) bool {
+	se, ok := errors.AsType[*httpstatus.StatusError](err)
+	return ok && (se.Code == http.StatusNotFound || se.Code == http.StatusGone)
 }

@@ -515,9 +515,9 @@ func (s *Source) checkHashes(ctx context.Context, e entry, data []byte) error {
 	for _, hu := range urls {
 		resp, err := s.fetch.get(ctx, hu, maxSidecar)
 		switch {
-		case errors.Is(err, errNotFound) && !explicit:
+		case notFound(err) && !explicit:
 			continue
-		case errors.Is(err, errNotFound):
+		case notFound(err):
 			return reject(ReasonHash, fmt.Errorf("hash file listed by the feed is missing: %w", err))
 		case errors.Is(err, errInsecure):
 			return reject(ReasonInsecure, err)
@@ -542,7 +542,7 @@ func (s *Source) checkSignature(ctx context.Context, e entry, data []byte, keys 
 	}
 	resp, err := s.fetch.get(ctx, su, maxSidecar)
 	switch {
-	case errors.Is(err, errNotFound):
+	case notFound(err):
 		return reject(ReasonSignature, fmt.Errorf("no OpenPGP signature: %w", err))
 	case errors.Is(err, errInsecure):
 		return reject(ReasonInsecure, err)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/schakel/schakel/gateway"
+	"github.com/schakel/schakel/gateway/httpstatus"
 )
 
 // fetcher downloads the feed URL; plain http:// only when the configured
@@ -50,6 +51,34 @@ func newFetcher(raw string, c *http.Client, userAgent string) (*fetcher, error) 
 	return &fetcher{url: u, client: &cc, userAgent: userAgent}, nil
 }
 
+// get asks for the feed, conditionally on what prev remembers. It returns
+// the response for a 200 or 304 (the caller closes its body), an
+// *httpstatus.StatusError for any other answer, or the transport's error.
+func (f *fetcher) get(ctx context.Context, prev urlState) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.url.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("url: %w", err)
+	}
+	if prev.ETag != "" {
+		req.Header.Set("If-None-Match", prev.ETag)
+	}
+	if prev.LastModified != "" {
+		req.Header.Set("If-Modified-Since", prev.LastModified)
+	}
+	if f.userAgent != "" {
+		req.Header.Set("User-Agent", f.userAgent)
+	}
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNotModified {
+		defer resp.Body.Close()
+		return nil, httpstatus.FromResponse("get "+f.url.Redacted(), resp)
+	}
+	return resp, nil
+}
+
 // urlState is what the URL source remembers between polls.
 type urlState struct {
 	ETag         string `json:"etag,omitempty"`
@@ -67,34 +96,15 @@ func (s *Source) pollURL(ctx context.Context) (Stats, error) {
 	} else if v != "" {
 		_ = json.Unmarshal([]byte(v), &prev) // unreadable: fetch unconditionally
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.fetch.url.String(), nil)
-	if err != nil {
-		return st, fmt.Errorf("url: %w", err)
-	}
-	if prev.ETag != "" {
-		req.Header.Set("If-None-Match", prev.ETag)
-	}
-	if prev.LastModified != "" {
-		req.Header.Set("If-Modified-Since", prev.LastModified)
-	}
-	if s.fetch.userAgent != "" {
-		req.Header.Set("User-Agent", s.fetch.userAgent)
-	}
 	where := s.fetch.url.Redacted()
-	resp, err := s.fetch.client.Do(req)
+	resp, err := s.fetch.get(ctx, prev)
 	if err != nil {
 		s.report(ctx, ReasonFetch, where, err)
 		return st, nil
 	}
 	defer resp.Body.Close()
-	switch resp.StatusCode {
-	case http.StatusNotModified:
+	if resp.StatusCode == http.StatusNotModified {
 		st.Unchanged++
-		return st, nil
-	case http.StatusOK:
-	default:
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		s.report(ctx, ReasonFetch, where, fmt.Errorf("get %s: status %d", where, resp.StatusCode))
 		return st, nil
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, s.opts.MaxFile+1))

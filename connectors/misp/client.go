@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/schakel/schakel/gateway/httpstatus"
 )
 
 // Client speaks to a remote MISP (or another Schakel) the way MISP 2.5's
@@ -74,30 +76,13 @@ func wellFormedKey(k string) bool {
 	return true
 }
 
-// StatusError is a non-2xx answer from the remote MISP.
-type StatusError struct {
-	Method, Path string
-	Code         int
-	Body         string // the first 512 bytes
-	RetryAfter   time.Duration
-	Location     string
-}
-
-func (e *StatusError) Error() string {
-	msg := fmt.Sprintf("misp %s %s: %d %s", e.Method, e.Path, e.Code, http.StatusText(e.Code))
-	if b := strings.TrimSpace(e.Body); b != "" {
-		msg += ": " + b
-	}
-	return msg
-}
-
 // notNewer reports MISP's benign refusal of a version it already has.
-func (e *StatusError) notNewer() bool {
-	return e.Code == http.StatusForbidden && strings.Contains(e.Body, "not newer than the local copy")
+func notNewer(se *httpstatus.StatusError) bool {
+	return se.Code == http.StatusForbidden && strings.Contains(se.Body, "not newer than the local copy")
 }
 
 // request sends one call; the caller closes the body of a 2xx response.
-// Other statuses come back as *StatusError with the body read.
+// Other statuses come back as *httpstatus.StatusError with the body read.
 func (c *Client) request(ctx context.Context, method, path string, body []byte, header http.Header) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
@@ -126,20 +111,7 @@ func (c *Client) request(ctx context.Context, method, path string, body []byte, 
 		return resp, nil
 	}
 	defer resp.Body.Close()
-	head, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	return nil, &StatusError{
-		Method: method, Path: path, Code: resp.StatusCode, Body: strings.ToValidUTF8(string(head), "\uFFFD"),
-		RetryAfter: retryAfter(resp.Header.Get("Retry-After")), Location: resp.Header.Get("Location"),
-	}
-}
-
-func retryAfter(v string) time.Duration {
-	secs, err := strconv.Atoi(strings.TrimSpace(v))
-	if err != nil || secs <= 0 {
-		return 0
-	}
-	return min(time.Duration(secs)*time.Second, 24*time.Hour)
+	return nil, httpstatus.FromResponse("misp "+method+" "+path, resp)
 }
 
 // readAll reads a 2xx body up to the limit.
@@ -278,8 +250,7 @@ func (c *Client) View(ctx context.Context, uuid string) ([]byte, error) {
 // Exists asks HEAD /events/view/{uuid}, as MISP's push does before saving.
 func (c *Client) Exists(ctx context.Context, uuid string) (bool, error) {
 	resp, err := c.request(ctx, http.MethodHead, "/events/view/"+url.PathEscape(uuid), nil, nil)
-	var se *StatusError
-	if errors.As(err, &se) && se.Code == http.StatusNotFound {
+	if se, ok := errors.AsType[*httpstatus.StatusError](err); ok && se.Code == http.StatusNotFound {
 		return false, nil
 	}
 	if err != nil {
@@ -299,12 +270,11 @@ func (c *Client) Save(ctx context.Context, uuid string, body []byte, exists bool
 		path = "/events/edit/" + url.PathEscape(uuid) + "/metadata:1"
 	}
 	err := c.post(ctx, path, body)
-	var se *StatusError
-	if !exists && errors.As(err, &se) && (se.Code == http.StatusNotFound && se.Location != "" ||
+	if se, ok := errors.AsType[*httpstatus.StatusError](err); ok && !exists && (se.Code == http.StatusNotFound && se.Location != "" ||
 		se.Code == http.StatusForbidden && strings.Contains(strings.ToLower(se.Body), "already exists")) {
 		err = c.post(ctx, "/events/edit/"+url.PathEscape(uuid)+"/metadata:1", body)
 	}
-	if errors.As(err, &se) && se.notNewer() {
+	if se, ok := errors.AsType[*httpstatus.StatusError](err); ok && notNewer(se) {
 		return nil
 	}
 	return err

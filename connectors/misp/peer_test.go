@@ -14,6 +14,7 @@ import (
 
 	"github.com/schakel/schakel/connectors/misp"
 	"github.com/schakel/schakel/gateway"
+	"github.com/schakel/schakel/gateway/httpstatus"
 )
 
 // counter is a reverse proxy in front of a real server that counts the
@@ -213,36 +214,42 @@ func TestSinkPushesToConstituentMISP(t *testing.T) {
 		t.Errorf("%d HEAD requests, want one per push", proxy.views.Load())
 	}
 
-	var de *gateway.DeliveryError
+	permanent := func(err error) bool { return httpstatus.Classify(err).Class == httpstatus.Permanent }
 	badKey := &gateway.Constituent{ID: "x", MISPPush: &gateway.MISPPush{URL: proxy.srv.URL, Key: "NoSuchKeyNoSuchKeyNoSuchKeyNoSuchKey1234"}}
-	if err := sink.Deliver(ctx, d, badKey, e, ""); !errors.As(err, &de) || !de.Permanent {
+	if err := sink.Deliver(ctx, d, badKey, e, ""); !permanent(err) {
 		t.Errorf("401 from the remote = %v, want permanent", err)
 	}
 	moved := &gateway.Constituent{ID: "x", MISPPush: &gateway.MISPPush{URL: "http://elsewhere.invalid", Key: their.keySrc}}
-	if err := sink.Deliver(ctx, d, moved, e, ""); !errors.As(err, &de) || !de.Permanent {
+	if err := sink.Deliver(ctx, d, moved, e, ""); !permanent(err) {
 		t.Errorf("target no longer configured = %v, want permanent", err)
 	}
 	red := ev(uuidN(43), gateway.KindIncident, gateway.TLPRed, t0, "203.0.113.44")
-	if err := sink.Deliver(ctx, d, con, red, ""); !errors.As(err, &de) || !de.Permanent {
+	if err := sink.Deliver(ctx, d, con, red, ""); !permanent(err) {
 		t.Errorf("RED = %v, want permanent refusal", err)
 	}
 	if _, err := their.st.Event(ctx, red.ID); !errors.Is(err, gateway.ErrNotFound) {
 		t.Errorf("RED event reached the constituent's MISP")
 	}
 
+	// The dispatcher's decision (httpstatus.Classify), the same as for a
+	// webhook receiver's answer.
 	for _, tc := range []struct {
-		code      int
-		permanent bool
-		after     time.Duration
+		code int
+		want httpstatus.Decision
 	}{
-		{500, false, 0}, {503, false, 7 * time.Second}, {429, false, 7 * time.Second}, {408, false, 0}, {400, true, 0},
+		{500, httpstatus.Decision{Class: httpstatus.Retry}},
+		{503, httpstatus.Decision{Class: httpstatus.Defer, After: 7 * time.Second}},
+		{429, httpstatus.Decision{Class: httpstatus.Defer, After: 7 * time.Second}},
+		{408, httpstatus.Decision{Class: httpstatus.Retry}},
+		{400, httpstatus.Decision{Class: httpstatus.Permanent}},
+		{410, httpstatus.Decision{Class: httpstatus.Permanent}},
 	} {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if strings.HasPrefix(r.URL.Path, "/servers/getVersion") {
 				w.Write([]byte(`{"version":"2.5.1","perm_sync":true}`))
 				return
 			}
-			if tc.after > 0 {
+			if tc.want.After > 0 {
 				w.Header().Set("Retry-After", "7")
 			}
 			http.Error(w, `{"name":"nope"}`, tc.code)
@@ -254,12 +261,41 @@ func TestSinkPushesToConstituentMISP(t *testing.T) {
 			t.Errorf("%d: delivered", tc.code)
 			continue
 		}
-		permanent, after := errors.As(err, &de) && de.Permanent, time.Duration(0)
-		if errors.As(err, &de) {
-			after = de.RetryAfter
+		if got := httpstatus.Classify(err); got != tc.want {
+			t.Errorf("%d: classified %+v, want %+v (%v)", tc.code, got, tc.want, err)
 		}
-		if permanent != tc.permanent || after != tc.after {
-			t.Errorf("%d: permanent %v after %s, want %v %s (%v)", tc.code, permanent, after, tc.permanent, tc.after, err)
+	}
+}
+
+// TestClientStatusClassified: the pull client's failures are the shared
+// StatusError, so a poll and a push read a remote's answer alike.
+func TestClientStatusClassified(t *testing.T) {
+	for _, tc := range []struct {
+		code       int
+		retryAfter string
+		want       httpstatus.Decision
+	}{
+		{429, "7", httpstatus.Decision{Class: httpstatus.Defer, After: 7 * time.Second}},
+		{410, "", httpstatus.Decision{Class: httpstatus.Permanent}},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if tc.retryAfter != "" {
+				w.Header().Set("Retry-After", tc.retryAfter)
+			}
+			http.Error(w, `{"name":"nope"}`, tc.code)
+		}))
+		c, err := misp.NewClient(srv.URL, strings.Repeat("k", 40), misp.ClientOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Version(t.Context())
+		srv.Close()
+		se, ok := errors.AsType[*httpstatus.StatusError](err)
+		if !ok || se.Code != tc.code || !strings.Contains(err.Error(), "misp GET /servers/getVersion") {
+			t.Fatalf("Version = %v, want a %d StatusError naming the call", err, tc.code)
+		}
+		if got := httpstatus.Classify(err); got != tc.want {
+			t.Errorf("%d: classified %+v, want %+v", tc.code, got, tc.want)
 		}
 	}
 }

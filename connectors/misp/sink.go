@@ -32,9 +32,9 @@ type SinkOptions struct {
 // event to the constituent's own MISP (misp_push: {url, key}) the way a
 // MISP pushes to a sync server — getVersion (cached), then per event part
 // HEAD /events/view/{uuid} and /events/add or /events/edit. MISP's "not
-// newer than the local copy" counts as delivered; other 4xx answers except
-// 408 and 429 are permanent; 5xx, 408, 429 and transport errors are
-// retried by the dispatcher.
+// newer than the local copy" counts as delivered; every other failure goes
+// back as it came (an *httpstatus.StatusError, a transport error) for the
+// dispatcher to classify as it does a webhook's.
 //
 // The event carries the distribution the server API serves (CLEAR 3, GREEN
 // 2, AMBER and AMBER+STRICT 1), so a receiving Schakel reads the same TLP
@@ -94,7 +94,7 @@ func (s *Sink) Deliver(ctx context.Context, d gateway.Delivery, c *gateway.Const
 		return gateway.Permanent(fmt.Errorf("encode event %s for misp_push: %w", ev.ID, err))
 	}
 	if err := s.checkVersion(ctx, client, c); err != nil {
-		return classify(err)
+		return err
 	}
 	cuts := plan(e, PartSize)
 	for k := range cuts {
@@ -105,10 +105,10 @@ func (s *Sink) Deliver(ctx context.Context, d gateway.Delivery, c *gateway.Const
 		}
 		exists, err := client.Exists(ctx, p.UUID)
 		if err != nil {
-			return classify(err)
+			return err
 		}
 		if err := client.Save(ctx, p.UUID, body, exists); err != nil {
-			return classify(err)
+			return err
 		}
 	}
 	return nil
@@ -136,19 +136,4 @@ func (s *Sink) checkVersion(ctx context.Context, client *Client, c *gateway.Cons
 	s.versions[k] = time.Now()
 	s.mu.Unlock()
 	return nil
-}
-
-// classify turns a remote's answer into the dispatcher's instruction.
-func classify(err error) error {
-	var se *StatusError
-	if errors.As(err, &se) {
-		switch {
-		case se.Code == http.StatusTooManyRequests || se.Code == http.StatusRequestTimeout:
-			return gateway.RetryAfter(err, se.RetryAfter)
-		case se.Code >= 400 && se.Code <= 499:
-			return gateway.Permanent(err)
-		}
-		return gateway.RetryAfter(err, se.RetryAfter)
-	}
-	return err
 }

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/schakel/schakel/gateway/httpstatus"
 )
 
 // Client reads one collection of an upstream TAXII 2.1 server.
@@ -65,16 +67,6 @@ type Page struct {
 	AddedLast time.Time // X-TAXII-Date-Added-Last; zero when absent or unreadable
 }
 
-// StatusError is an upstream answer other than 200.
-type StatusError struct {
-	Status int
-	Body   string
-}
-
-func (e *StatusError) Error() string {
-	return fmt.Sprintf("upstream answered %d: %s", e.Status, e.Body)
-}
-
 // Objects fetches one page. It is lenient about what servers send back:
 // application/stix+json or plain JSON instead of TAXII, a bundle instead of
 // an envelope, next as a number, timestamps that are not RFC 3339.
@@ -110,12 +102,12 @@ func (c *Client) Objects(ctx context.Context, addedAfter, next string, limit int
 		return Page{}, fmt.Errorf("get %s: %w", c.objectsURL, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return Page{}, httpstatus.FromResponse("taxii GET "+c.objectsURL, resp)
+	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxPageBytes+1))
 	if err != nil {
 		return Page{}, fmt.Errorf("read %s: %w", c.objectsURL, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return Page{}, &StatusError{Status: resp.StatusCode, Body: snippet(body)}
 	}
 	if len(body) > maxPageBytes {
 		return Page{}, fmt.Errorf("page from %s is larger than %d bytes", c.objectsURL, maxPageBytes)
@@ -158,18 +150,10 @@ func parsePage(body []byte, addedLast string) (Page, error) {
 	return p, nil
 }
 
-func snippet(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if len(s) > 300 {
-		s = s[:300] + "…"
-	}
-	return s
-}
-
-// clientError reports an upstream 4xx other than 401/403/429: a request it
-// will not serve as asked (an expired next).
+// clientError reports an upstream refusal that is not about who we are
+// (401, 403): a request it will not serve as asked, such as an expired next.
 func clientError(err error) bool {
-	var se *StatusError
-	return errors.As(err, &se) && se.Status >= 400 && se.Status < 500 &&
-		se.Status != http.StatusUnauthorized && se.Status != http.StatusForbidden && se.Status != http.StatusTooManyRequests
+	se, ok := errors.AsType[*httpstatus.StatusError](err)
+	return ok && httpstatus.Classify(err).Class == httpstatus.Permanent &&
+		se.Code != http.StatusUnauthorized && se.Code != http.StatusForbidden
 }

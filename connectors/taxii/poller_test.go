@@ -3,6 +3,7 @@ package taxii
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/schakel/schakel/gateway"
+	"github.com/schakel/schakel/gateway/httpstatus"
 	"github.com/schakel/schakel/gateway/pipeline"
 	"github.com/schakel/schakel/gateway/store"
 )
@@ -367,6 +369,38 @@ func TestNewPollerChecksItsConfiguration(t *testing.T) {
 	} {
 		if _, err := NewPoller(o); err == nil {
 			t.Errorf("%+v accepted", o)
+		}
+	}
+}
+
+// TestClientStatusClassified: an upstream's refusal is the shared
+// StatusError, read by the one classifier as every other client's is.
+func TestClientStatusClassified(t *testing.T) {
+	for _, tc := range []struct {
+		code       int
+		retryAfter string
+		want       httpstatus.Decision
+	}{
+		{http.StatusTooManyRequests, "7", httpstatus.Decision{Class: httpstatus.Defer, After: 7 * time.Second}},
+		{http.StatusGone, "", httpstatus.Decision{Class: httpstatus.Permanent}},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if tc.retryAfter != "" {
+				w.Header().Set("Retry-After", tc.retryAfter)
+			}
+			http.Error(w, `{"title":"nope"}`, tc.code)
+		}))
+		c, err := NewClient(srv.URL+"/api1/", "c1", "", "", nil, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Objects(t.Context(), "", "", 0)
+		srv.Close()
+		if se, ok := errors.AsType[*httpstatus.StatusError](err); !ok || se.Code != tc.code || !strings.Contains(se.Body, "nope") {
+			t.Fatalf("Objects = %v, want a %d StatusError with the body", err, tc.code)
+		}
+		if got := httpstatus.Classify(err); got != tc.want {
+			t.Errorf("%d: classified %+v, want %+v", tc.code, got, tc.want)
 		}
 	}
 }

@@ -8,8 +8,10 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/schakel/schakel/gateway"
+	"github.com/schakel/schakel/gateway/httpstatus"
 )
 
 // Defaults for SenderOptions.
@@ -24,11 +26,6 @@ const (
 	// connection can be reused; a larger body costs a new connection instead
 	// of unbounded reading.
 	drainLimit = 64 << 10
-	// errBodyLimit is how much of a failed response Send keeps for the error.
-	errBodyLimit = 512
-	// maxRetryAfter caps a receiver's Retry-After so a bogus value cannot
-	// park a delivery for years.
-	maxRetryAfter = 24 * time.Hour
 )
 
 // errURL marks a target URL that no retry can fix.
@@ -94,19 +91,21 @@ func NewSender(o SenderOptions) *Sender {
 
 // Send signs body with secret using msgID as webhook-id (the delivery_id,
 // stable across retries, so receivers can de-duplicate) and POSTs it with
-// Content-Type application/json. It returns nil on any 2xx, otherwise a
-// *StatusError or a transport error; Classify says whether to retry.
+// Content-Type application/json. It returns nil on any 2xx, otherwise an
+// *httpstatus.StatusError or a transport error, for httpstatus.Classify to
+// decide; input no retry can fix (URL, secret, message id) comes back
+// marked gateway.Permanent.
 func (s *Sender) Send(ctx context.Context, target, secret, msgID string, body []byte) error {
 	ctx, cancel := context.WithTimeoutCause(ctx, s.timeout, s.timedOut)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil || (req.URL.Scheme != "http" && req.URL.Scheme != "https") || req.URL.Host == "" {
-		return fmt.Errorf("%w: %q", errURL, target)
+		return gateway.Permanent(fmt.Errorf("%w: %q", errURL, target))
 	}
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	sig, err := signText(secret, msgID, ts, body)
 	if err != nil {
-		return err
+		return gateway.Permanent(err)
 	}
 	// Canonical keys set directly: no per-call canonicalisation.
 	req.Header = http.Header{
@@ -126,78 +125,5 @@ func (s *Sender) Send(ctx context.Context, target, secret, msgID string, body []
 		_, _ = io.CopyN(io.Discard, resp.Body, drainLimit)
 		return nil
 	}
-	var head [errBodyLimit]byte
-	n, _ := io.ReadFull(resp.Body, head[:])
-	_, _ = io.CopyN(io.Discard, resp.Body, drainLimit)
-	return &StatusError{
-		Code:       resp.StatusCode,
-		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
-		Body:       strings.ToValidUTF8(string(head[:n]), "\uFFFD"),
-	}
-}
-
-// StatusError is a non-2xx answer from a webhook receiver.
-type StatusError struct {
-	Code       int           // HTTP status
-	RetryAfter time.Duration // from Retry-After; 0 when absent or unparsable
-	Body       string        // first 512 bytes of the response body
-}
-
-func (e *StatusError) Error() string {
-	var b strings.Builder
-	b.WriteString("webhook receiver answered ")
-	b.WriteString(strconv.Itoa(e.Code))
-	if t := http.StatusText(e.Code); t != "" {
-		b.WriteString(" " + t)
-	}
-	if e.RetryAfter > 0 {
-		b.WriteString(" (retry after " + e.RetryAfter.String() + ")")
-	}
-	if body := strings.TrimSpace(e.Body); body != "" {
-		b.WriteString(": " + body)
-	}
-	return b.String()
-}
-
-// parseRetryAfter reads delay-seconds or an HTTP date. Unparsable or past
-// values give 0, meaning "use the back-off".
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs <= 0 {
-			return 0
-		}
-		if secs > int64(maxRetryAfter/time.Second) {
-			return maxRetryAfter
-		}
-		d = time.Duration(secs) * time.Second
-	} else if at, err := http.ParseTime(v); err == nil {
-		d = at.Sub(now)
-	}
-	return min(max(d, 0), maxRetryAfter)
-}
-
-// Classify says what to do with an error from Send. permanent means no retry
-// can succeed: a 4xx other than 408 and 429 (410 Gone included), an unusable
-// URL, secret or message id. Everything else — other statuses, transport
-// errors, timeouts — is retryable, after retryAfter when the receiver named
-// a delay, else (0) after the caller's back-off.
-func Classify(err error) (permanent bool, retryAfter time.Duration) {
-	if err == nil {
-		return false, 0
-	}
-	if se, ok := errors.AsType[*StatusError](err); ok {
-		if se.Code >= 400 && se.Code <= 499 && se.Code != http.StatusRequestTimeout && se.Code != http.StatusTooManyRequests {
-			return true, 0
-		}
-		return false, se.RetryAfter
-	}
-	if errors.Is(err, errURL) || errors.Is(err, ErrSecret) || errors.Is(err, errMsgID) {
-		return true, 0
-	}
-	return false, 0
+	return httpstatus.FromResponse("webhook receiver", resp)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/schakel/schakel/connectors/webhook"
 	"github.com/schakel/schakel/connectors/webhook/webhooktest"
+	"github.com/schakel/schakel/gateway/httpstatus"
 )
 
 func TestSendReachesVerifyingReceiver(t *testing.T) {
@@ -38,7 +39,7 @@ func TestSendReachesVerifyingReceiver(t *testing.T) {
 	// The same delivery under another secret must be refused by a real receiver.
 	wrong, _ := webhook.NewSecret()
 	err := s.Send(t.Context(), rcv.URL, wrong, "dlv_2", body)
-	if se, ok := errors.AsType[*webhook.StatusError](err); !ok || se.Code != http.StatusUnauthorized {
+	if se, ok := errors.AsType[*httpstatus.StatusError](err); !ok || se.Code != http.StatusUnauthorized {
 		t.Fatalf("Send with a wrong secret = %v, want a 401 StatusError", err)
 	}
 	if rcv.Rejected() != 1 {
@@ -105,7 +106,7 @@ func TestSendStatus(t *testing.T) {
 		{name: "Retry-After garbage", status: 503, retryAfter: "soon"},
 		{name: "Retry-After negative", status: 503, retryAfter: "-5"},
 		{name: "Retry-After absurd is capped at a day", status: 503, retryAfter: "99999999999999", wantDelay: [2]time.Duration{24 * time.Hour, 24 * time.Hour}},
-		{name: "redirect is a failure, not followed", status: 301},
+		{name: "redirect is permanent, not followed", status: 301, wantPermanent: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -135,19 +136,19 @@ func TestSendStatus(t *testing.T) {
 				}
 				return
 			}
-			se, ok := errors.AsType[*webhook.StatusError](err)
+			se, ok := errors.AsType[*httpstatus.StatusError](err)
 			if !ok || se.Code != tt.status {
 				t.Fatalf("Send = %v, want StatusError %d", err, tt.status)
 			}
 			if !strings.Contains(err.Error(), http.StatusText(tt.status)) {
 				t.Errorf("error %q does not say the status", err)
 			}
-			permanent, delay := webhook.Classify(err)
+			permanent, delay := classify(err)
 			if permanent != tt.wantPermanent {
 				t.Errorf("Classify permanent = %v, want %v", permanent, tt.wantPermanent)
 			}
 			if delay < tt.wantDelay[0] || delay > tt.wantDelay[1] {
-				t.Errorf("Classify retryAfter = %s, want %s..%s", delay, tt.wantDelay[0], tt.wantDelay[1])
+				t.Errorf("Classify after = %s, want %s..%s", delay, tt.wantDelay[0], tt.wantDelay[1])
 			}
 		})
 	}
@@ -160,7 +161,7 @@ func TestSendKeepsErrorBody(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	err := webhook.NewSender(webhook.SenderOptions{}).Send(t.Context(), srv.URL, specSecret, "dlv_b", []byte("{}"))
-	se, ok := errors.AsType[*webhook.StatusError](err)
+	se, ok := errors.AsType[*httpstatus.StatusError](err)
 	if !ok {
 		t.Fatalf("Send = %v, want a StatusError", err)
 	}
@@ -189,7 +190,7 @@ func TestSendTransportErrorsAreRetryable(t *testing.T) {
 		if took := time.Since(start); took > 5*time.Second {
 			t.Errorf("Send took %s with a 100ms timeout", took)
 		}
-		if permanent, delay := webhook.Classify(err); permanent || delay != 0 {
+		if permanent, delay := classify(err); permanent || delay != 0 {
 			t.Errorf("Classify = %v, %s; want retryable with back-off", permanent, delay)
 		}
 	})
@@ -200,7 +201,7 @@ func TestSendTransportErrorsAreRetryable(t *testing.T) {
 		if err == nil {
 			t.Fatal("Send to a closed endpoint = nil")
 		}
-		if permanent, _ := webhook.Classify(err); permanent {
+		if permanent, _ := classify(err); permanent {
 			t.Errorf("Classify(%v) = permanent, want retryable", err)
 		}
 	})
@@ -212,7 +213,7 @@ func TestSendTransportErrorsAreRetryable(t *testing.T) {
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("Send = %v, want context.Canceled", err)
 		}
-		if permanent, _ := webhook.Classify(err); permanent {
+		if permanent, _ := classify(err); permanent {
 			t.Error("a cancelled attempt (shutdown) is permanent; it must stay retryable")
 		}
 	})
@@ -230,6 +231,9 @@ func TestSendRejectsUnusableInput(t *testing.T) {
 		{name: "url with control character", url: "http://exa mple.org/\x7f", secret: rcv.Secret, msgID: "dlv_1"},
 		{name: "bad secret", url: rcv.URL, secret: "whsec_%%%", msgID: "dlv_1", want: webhook.ErrSecret},
 		{name: "dot in message id", url: rcv.URL, secret: rcv.Secret, msgID: "dlv.1"},
+		{name: "empty message id", url: rcv.URL, secret: rcv.Secret, msgID: ""},
+		{name: "newline in message id", url: rcv.URL, secret: rcv.Secret, msgID: "dlv\n1"},
+		{name: "empty secret", url: rcv.URL, secret: "", msgID: "dlv_1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -240,7 +244,7 @@ func TestSendRejectsUnusableInput(t *testing.T) {
 			if tt.want != nil && !errors.Is(err, tt.want) {
 				t.Errorf("Send = %v, want %v", err, tt.want)
 			}
-			if permanent, _ := webhook.Classify(err); !permanent {
+			if permanent, _ := classify(err); !permanent {
 				t.Errorf("Classify(%v) = retryable, want permanent", err)
 			}
 		})
@@ -278,8 +282,9 @@ func TestSendReusesConnections(t *testing.T) {
 	}
 }
 
-func TestClassifyNil(t *testing.T) {
-	if permanent, d := webhook.Classify(nil); permanent || d != 0 {
-		t.Errorf("Classify(nil) = %v, %s", permanent, d)
-	}
+// classify is httpstatus.Classify as the old two-valued answer the tables
+// below were written against.
+func classify(err error) (permanent bool, after time.Duration) {
+	d := httpstatus.Classify(err)
+	return d.Class == httpstatus.Permanent, d.After
 }

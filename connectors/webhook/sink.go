@@ -35,13 +35,7 @@ func (k *Sink) Deliver(ctx context.Context, d gateway.Delivery, c *gateway.Const
 	if err != nil {
 		return gateway.Permanent(err)
 	}
-	err = k.sender.Send(ctx, d.Target, secret, d.ID, body)
-	if err == nil {
-		return nil
-	}
-	permanent, after := Classify(err)
-	if permanent {
-		return gateway.Permanent(err)
-	}
-	return gateway.RetryAfter(err, after)
+	// The dispatcher classifies Send's error (httpstatus.Classify), the same
+	// way for every channel.
+	return k.sender.Send(ctx, d.Target, secret, d.ID, body)
 }

@@ -1,7 +1,6 @@
 package webhook_test
 
 import (
-	"errors"
 	"net/http"
 	"testing"
 	"time"
@@ -9,6 +8,7 @@ import (
 	"github.com/schakel/schakel/connectors/webhook"
 	"github.com/schakel/schakel/connectors/webhook/webhooktest"
 	"github.com/schakel/schakel/gateway"
+	"github.com/schakel/schakel/gateway/httpstatus"
 )
 
 func TestSinkDeliver(t *testing.T) {
@@ -41,25 +41,22 @@ func TestSinkDeliver(t *testing.T) {
 		c             *gateway.Constituent
 		target        string
 		status, after int
-		wantPermanent bool
-		wantAfter     time.Duration
+		want          httpstatus.Decision
 	}{
-		{name: "receiver gone (410)", c: c, target: rcv.URL, status: http.StatusGone, wantPermanent: true},
-		{name: "rate limited (429)", c: c, target: rcv.URL, status: http.StatusTooManyRequests, after: 30, wantAfter: 30 * time.Second},
-		{name: "unavailable (503)", c: c, target: rcv.URL, status: http.StatusServiceUnavailable},
-		{name: "webhook removed from the registry", c: c, target: "https://removed.example/hook", wantPermanent: true},
-		{name: "no constituent", c: nil, target: rcv.URL, wantPermanent: true},
+		{name: "receiver gone (410)", c: c, target: rcv.URL, status: http.StatusGone, want: httpstatus.Decision{Class: httpstatus.Permanent}},
+		{name: "rate limited (429)", c: c, target: rcv.URL, status: http.StatusTooManyRequests, after: 30,
+			want: httpstatus.Decision{Class: httpstatus.Defer, After: 30 * time.Second}},
+		{name: "unavailable (503)", c: c, target: rcv.URL, status: http.StatusServiceUnavailable, want: httpstatus.Decision{Class: httpstatus.Retry}},
+		{name: "webhook removed from the registry", c: c, target: "https://removed.example/hook", want: httpstatus.Decision{Class: httpstatus.Permanent}},
+		{name: "no constituent", c: nil, target: rcv.URL, want: httpstatus.Decision{Class: httpstatus.Permanent}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rcv.Respond(func(int) (int, int) { return tt.status, tt.after })
 			err := sink.Deliver(t.Context(), delivery(tt.target), tt.c, ev, "")
-			de, ok := errors.AsType[*gateway.DeliveryError](err)
-			if !ok {
-				t.Fatalf("Deliver = %v, want a gateway.DeliveryError", err)
-			}
-			if de.Permanent != tt.wantPermanent || de.RetryAfter != tt.wantAfter {
-				t.Errorf("permanent %v after %s, want %v after %s (%v)", de.Permanent, de.RetryAfter, tt.wantPermanent, tt.wantAfter, err)
+			// The dispatcher's decision, the same for every channel.
+			if got := httpstatus.Classify(err); got != tt.want {
+				t.Errorf("Deliver = %v, classified %+v, want %+v", err, got, tt.want)
 			}
 		})
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/gateway/audit"
 	"github.com/schakel/schakel/gateway/egress"
+	"github.com/schakel/schakel/gateway/httpstatus"
 	"github.com/schakel/schakel/gateway/limit"
 	"github.com/schakel/schakel/gateway/metrics"
 	"github.com/schakel/schakel/gateway/outbox"
@@ -29,8 +30,9 @@ import (
 
 // Sink delivers one projected event to one target. c is nil for recipients
 // that are not constituents (mailing lists, released named persons).
-// Errors are retried with back-off unless wrapped by gateway.Permanent or
-// gateway.RetryAfter.
+// Its errors are decided by httpstatus.Classify: an *httpstatus.StatusError
+// by its status, gateway.Permanent and gateway.RetryAfter as marked, and
+// anything else is retried with back-off.
 type Sink interface {
 	Deliver(ctx context.Context, d gateway.Delivery, c *gateway.Constituent, ev *gateway.Event, handling string) error
 }
@@ -254,12 +256,15 @@ func (d *Dispatcher) Handler(ch gateway.Channel, sink Sink) outbox.Handler {
 			if errors.Is(err, egress.ErrBlocked) {
 				return outbox.Permanent(err)
 			}
-			var de *gateway.DeliveryError
-			if errors.As(err, &de) {
-				if de.Permanent {
-					return outbox.Permanent(err)
-				}
-				return outbox.Retry(err, de.RetryAfter)
+			// One decision for every sink: a 410 means the same from a
+			// webhook receiver as from a MISP. A receiver's Retry-After is a
+			// floor on a counted attempt, not an outbox.Defer, so a receiver
+			// that never stops answering 429 still ends in the dead letters.
+			switch dec := httpstatus.Classify(err); dec.Class {
+			case httpstatus.Permanent:
+				return outbox.Permanent(err)
+			case httpstatus.Defer:
+				return outbox.Retry(err, dec.After)
 			}
 			return outbox.Retry(err, 0)
 		}

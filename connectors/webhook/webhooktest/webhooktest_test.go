@@ -13,6 +13,7 @@ import (
 	"github.com/schakel/schakel/connectors/webhook"
 	"github.com/schakel/schakel/connectors/webhook/webhooktest"
 	"github.com/schakel/schakel/gateway"
+	"github.com/schakel/schakel/gateway/httpstatus"
 )
 
 func payload(t *testing.T, id string) []byte {
@@ -34,7 +35,7 @@ func TestReceiverAcceptsAndRejects(t *testing.T) {
 	}
 	other, _ := webhook.NewSecret()
 	err := s.Send(t.Context(), r.URL, other, "dlv_bad", payload(t, "dlv_bad"))
-	if se, ok := errors.AsType[*webhook.StatusError](err); !ok || se.Code != http.StatusUnauthorized {
+	if se, ok := errors.AsType[*httpstatus.StatusError](err); !ok || se.Code != http.StatusUnauthorized {
 		t.Fatalf("wrongly signed delivery: %v, want 401", err)
 	}
 	// A replay of a signed request with a stale timestamp is refused too.
@@ -123,9 +124,8 @@ func TestReceiverRespondScript(t *testing.T) {
 	body := payload(t, "dlv_x")
 	for i := range 2 {
 		err := s.Send(t.Context(), r.URL, r.Secret, "dlv_x", body)
-		permanent, delay := webhook.Classify(err)
-		if err == nil || permanent || delay != 5*time.Second {
-			t.Fatalf("attempt %d: err %v, permanent %v, delay %s; want retry after 5s", i, err, permanent, delay)
+		if d := httpstatus.Classify(err); d.Class != httpstatus.Defer || d.After != 5*time.Second {
+			t.Fatalf("attempt %d: err %v, %s after %s; want defer 5s", i, err, d.Class, d.After)
 		}
 	}
 	if len(r.Received()) != 0 {
