@@ -34,6 +34,8 @@ type figure struct {
 
 var figures = []figure{
 	{Pkg: "./cmd/schakel", Bench: "BenchmarkIngestWebhookThroughput$", Metric: "ingest_webhook_events_per_s", Name: "ingest_webhook_events_per_s", Unit: "events/s", Target: ">= 5000"},
+	{Pkg: "./cmd/schakel", Bench: "BenchmarkIngestWebhookThroughput$", Metric: "http_noop_posts_per_s", Name: "http_noop_posts_per_s", Unit: "posts/s", Target: "(same load, no-op handler, same listener)"},
+	{Pkg: "./cmd/schakel", Bench: "BenchmarkIngestWebhookThroughput$", Metric: "ingest_to_noop_ratio", Name: "ingest_webhook_to_noop_ratio", Unit: "ratio", Target: ">= 0.33"},
 	{Pkg: "./cmd/schakel", Bench: "BenchmarkIngestWebhookThroughput$", Metric: "ingest_webhook_indicators_per_s", Name: "ingest_webhook_indicators_per_s", Unit: "indicators/s"},
 	{Pkg: "./cmd/schakel", Bench: "BenchmarkIngestWebhookLatency$", Metric: "ingest_webhook_p50_ms", Name: "ingest_webhook_p50_ms", Unit: "ms", Target: "(at 1,000 events/s)"},
 	{Pkg: "./cmd/schakel", Bench: "BenchmarkIngestWebhookLatency$", Metric: "ingest_webhook_p99_ms", Name: "ingest_webhook_p99_ms", Unit: "ms", Target: "< 50 at 1,000 events/s"},
