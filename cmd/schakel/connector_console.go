@@ -7,11 +7,9 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/gateway/config"
 	"github.com/schakel/schakel/gateway/console"
 	"github.com/schakel/schakel/gateway/httpapi"
-	"github.com/schakel/schakel/gateway/store"
 )
 
 // setupConsole mounts the operator console at /console/.
@@ -22,7 +20,7 @@ func setupConsole(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) 
 	}
 	c, err := console.New(console.Options{Sources: sources,
 		Redis: g.rdb, Prefix: cfg.Redis.Prefix, Store: g.Store, Audit: g.Audit, Outbox: g.Outbox,
-		Releaser: lateReleaser{g}, Destinations: g.Egress, Registry: g.Registry, Limiter: g.Limiter, AdminKeys: cfg.Admin.Keys,
+		Releaser: g.Pipeline, Destinations: g.Egress, Registry: g.Registry, Limiter: g.Limiter, AdminKeys: cfg.Admin.Keys,
 		Secure: strings.HasPrefix(strings.ToLower(cfg.PublicURL), "https://"), Log: g.log.With("component", "console"),
 	})
 	if err != nil {
@@ -30,12 +28,4 @@ func setupConsole(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) 
 	}
 	w.mounts = append(w.mounts, func(app *fiber.App, _ *httpapi.Auth) { c.Mount(app) })
 	return nil
-}
-
-// lateReleaser reaches the pipeline, which is built after the connectors
-// are wired but before any request is served.
-type lateReleaser struct{ g *Gateway }
-
-func (r lateReleaser) Release(ctx context.Context, eventID, by string, to []gateway.Addressee) (store.HeldItem, int, error) {
-	return r.g.Pipeline.Release(ctx, eventID, by, to)
 }

@@ -7,7 +7,6 @@ import (
 
 	"github.com/schakel/schakel/connectors/csaf"
 	"github.com/schakel/schakel/connectors/csv"
-	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/gateway/config"
 	"github.com/schakel/schakel/gateway/policy"
 )
@@ -16,18 +15,17 @@ import (
 // (issue 6): each configured source is checked now, so a bad url, path or
 // column map stops start-up, and polled by a worker once the gateway runs.
 func setupFeeds(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) error {
-	in := gatewayIngester{g}
 	for i, s := range cfg.Sources {
 		switch s.Type {
 		case "csaf":
 			src, err := csaf.NewSource(csaf.Options{
 				Name: s.Name, URL: s.URL, DefaultTLP: s.DefaultTLP, Interval: s.Interval.Duration,
 				UserAgent: "Schakel/" + version, Log: g.log, Metrics: g.Metrics, Client: g.Egress.Client(60 * time.Second),
-			}, in, g.Store, g.Audit)
+			}, g.Pipeline, g.Store, g.Audit)
 			if err != nil {
 				return fmt.Errorf("sources[%d] (%s): %w", i, s.Name, err)
 			}
-			w.workers = append(w.workers, src.Run)
+			w.run("source "+s.Name, src)
 			w.claim(s.Name)
 		case "csv":
 			profile, err := csv.ProfileFor(s.Profile, s.Columns)
@@ -38,21 +36,13 @@ func setupFeeds(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) er
 				Name: s.Name, Path: s.Path, URL: s.URL, Profile: profile, DefaultTLP: s.DefaultTLP,
 				Interval: s.Interval.Duration, UserAgent: "Schakel/" + version, Log: g.log, Metrics: g.Metrics,
 				Client: g.Egress.Client(5 * time.Minute),
-			}, in, g.Store, g.Audit, func() policy.Owners { return g.Registry.Current() })
+			}, g.Pipeline, g.Store, g.Audit, func() policy.Owners { return g.Registry.Current() })
 			if err != nil {
 				return fmt.Errorf("sources[%d] (%s): %w", i, s.Name, err)
 			}
-			w.workers = append(w.workers, src.Run)
+			w.run("source "+s.Name, src)
 			w.claim(s.Name)
 		}
 	}
 	return nil
-}
-
-// gatewayIngester hands events to g.Pipeline, which start creates after
-// the connectors are wired and before any worker runs.
-type gatewayIngester struct{ g *Gateway }
-
-func (i gatewayIngester) Ingest(ctx context.Context, src gateway.Source, ev *gateway.Event) (gateway.Result, error) {
-	return i.g.Pipeline.Ingest(ctx, src, ev)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 
 	"github.com/schakel/schakel/connectors/mail"
 	"github.com/schakel/schakel/gateway"
@@ -15,14 +14,12 @@ import (
 	"github.com/schakel/schakel/mappings/stix"
 )
 
-// setupMail wires the mailbox (type: imap) and SMTP (type: smtp) sources and,
-// when channels.email.relay is set, the e-mail channel (issue 5).
+// setupMail wires the mailbox (type: imap) and SMTP (type: smtp) sources.
 func setupMail(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) error {
 	opts := mailmap.Options{CSAF: csaf.Decode, MISP: misp.Decode, STIX: stix.Decode}
 	decode := func(data []byte) ([]*gateway.Event, []gateway.FieldError, error) {
 		return mailmap.DecodeMessage(data, opts)
 	}
-	ingest := lateIngest{g}
 	for i, s := range cfg.Sources {
 		switch s.Type {
 		case "imap":
@@ -33,13 +30,13 @@ func setupMail(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) err
 			src, err := mail.NewIMAPSource(mail.IMAPOptions{
 				Name: s.Name, Address: s.Address, TLS: mode, Username: s.Username, Password: s.Password,
 				Mailbox: s.Mailbox, Interval: s.Interval.Duration, DefaultTLP: s.DefaultTLP,
-				Pipeline: ingest, Decode: decode, Cursors: g.Store, Audit: g.Audit,
+				Pipeline: g.Pipeline, Decode: decode, Cursors: g.Store, Audit: g.Audit,
 				Redis: g.rdb, Prefix: cfg.Redis.Prefix, Log: g.log,
 			})
 			if err != nil {
 				return fmt.Errorf("sources[%d]: %w", i, err)
 			}
-			w.workers = append(w.workers, src.Run)
+			w.run("source "+s.Name, src)
 			w.claim(s.Name)
 		case "smtp":
 			if mode, err := mail.ParseTLSMode(s.TLS, mail.TLSNone); err != nil || mode != mail.TLSNone {
@@ -47,28 +44,24 @@ func setupMail(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) err
 			}
 			in, err := mail.NewSMTPIntake(mail.SMTPIntakeOptions{
 				Name: s.Name, Listen: s.Listen, Recipients: s.Recipients, DefaultTLP: s.DefaultTLP,
-				Pipeline: ingest, Decode: decode, Log: g.log,
+				Pipeline: g.Pipeline, Decode: decode, Log: g.log,
 			})
 			if err != nil {
 				return fmt.Errorf("sources[%d]: %w", i, err)
 			}
 			// Listen now, so a taken port stops the start-up instead of a worker.
-			ln, err := net.Listen("tcp", s.Listen)
-			if err != nil {
-				return fmt.Errorf("sources[%d] (%s): listen %s: %w", i, s.Name, s.Listen, err)
+			if err := in.Listen(); err != nil {
+				return fmt.Errorf("sources[%d] (%s): %w", i, s.Name, err)
 			}
-			w.workers = append(w.workers, func(ctx context.Context) {
-				if err := in.Serve(ctx, ln); err != nil {
-					g.log.Error("smtp intake stopped", "source", s.Name, "error", err)
-				}
-			})
+			w.run("source "+s.Name, in)
 			w.claim(s.Name)
 		}
 	}
-	return setupEmailChannel(g, cfg, w)
+	return nil
 }
 
-func setupEmailChannel(g *Gateway, cfg *config.Config, w *wiring) error {
+// emailChannel adds the e-mail channel when channels.email.relay is set.
+func emailChannel(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) error {
 	e := cfg.Channels.Email
 	if e.Relay == "" {
 		return nil
@@ -96,19 +89,7 @@ func setupEmailChannel(g *Gateway, cfg *config.Config, w *wiring) error {
 		return err
 	}
 	w.sinks[gateway.ChannelEmail] = sink
-	// Idle relay sessions end at shutdown; sessions in use end when their
-	// delivery is done.
-	w.workers = append(w.workers, func(ctx context.Context) {
-		<-ctx.Done()
-		sink.Close()
-	})
+	// Idle relay sessions end at shutdown, after the deliveries stopped.
+	w.cleanup.push("channel email", sink.Close)
 	return nil
-}
-
-// lateIngest hands messages to g.Pipeline, which is built after the
-// connectors are wired but before any worker runs.
-type lateIngest struct{ g *Gateway }
-
-func (l lateIngest) Ingest(ctx context.Context, src gateway.Source, ev *gateway.Event) (gateway.Result, error) {
-	return l.g.Pipeline.Ingest(ctx, src, ev)
 }

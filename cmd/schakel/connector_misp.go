@@ -16,10 +16,22 @@ import (
 	"github.com/schakel/schakel/gateway/httpapi"
 )
 
-// setupMISP wires the MISP server API and feed, the upstream MISP pollers
-// (sources of type misp with a url) and the misp_push channel (issue 3).
-// Every type: misp source is claimed: with a url it is polled; without, its
-// keys may only push in.
+// mispChannel adds the misp_push channel.
+func mispChannel(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) error {
+	ua := "Schakel/" + version + " (MISP-compatible)"
+	// A MISP takes its time to save 10,000 attributes; keep outbox.reclaim_idle
+	// above this so another replica does not take the push over meanwhile.
+	sink, err := misp.NewSink(misp.SinkOptions{Org: mispOrg(cfg), UserAgent: ua, HTTP: g.Egress.Client(time.Minute), Log: g.log})
+	if err != nil {
+		return fmt.Errorf("misp: %w", err)
+	}
+	w.sinks[gateway.ChannelMISPPush] = sink
+	return nil
+}
+
+// setupMISP wires the MISP server API and feed and the upstream MISP
+// pollers (sources of type misp with a url). Every type: misp source is
+// claimed: with a url it is polled; without, its keys may only push in.
 func setupMISP(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) error {
 	org := mispOrg(cfg)
 	ua := "Schakel/" + version + " (MISP-compatible)"
@@ -38,30 +50,18 @@ func setupMISP(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) err
 		if err != nil {
 			return fmt.Errorf("sources[%d] (%s): %w", i, s.Name, err)
 		}
-		src := s
-		w.workers = append(w.workers, func(ctx context.Context) {
-			p, err := misp.NewPoller(misp.PollerOptions{
-				Source: src.Name, DefaultTLP: src.DefaultTLP, Client: client, Interval: src.Interval.Duration,
-				Tags: src.Tags, Cursors: g.Store, Ingest: g.Pipeline, Redis: g.rdb, Prefix: cfg.Redis.Prefix, Log: g.log,
-			})
-			if err != nil {
-				g.log.Error("misp poller not started", "source", src.Name, "error", err)
-				return
-			}
-			p.Run(ctx)
+		p, err := misp.NewPoller(misp.PollerOptions{
+			Source: s.Name, DefaultTLP: s.DefaultTLP, Client: client, Interval: s.Interval.Duration,
+			Tags: s.Tags, Cursors: g.Store, Ingest: g.Pipeline, Redis: g.rdb, Prefix: cfg.Redis.Prefix, Log: g.log,
 		})
+		if err != nil {
+			return fmt.Errorf("sources[%d] (%s): %w", i, s.Name, err)
+		}
+		w.run("source "+s.Name, p)
 	}
-
-	// A MISP takes its time to save 10,000 attributes; keep outbox.reclaim_idle
-	// above this so another replica does not take the push over meanwhile.
-	sink, err := misp.NewSink(misp.SinkOptions{Org: org, UserAgent: ua, HTTP: g.Egress.Client(time.Minute), Log: g.log})
-	if err != nil {
-		return fmt.Errorf("misp: %w", err)
-	}
-	w.sinks[gateway.ChannelMISPPush] = sink
 
 	srv, err := misp.NewServer(misp.Options{
-		Views: g.Views, Store: g.Store, Ingest: pipelineOf{g}, Redis: g.rdb, Prefix: cfg.Redis.Prefix,
+		Views: g.Views, Store: g.Store, Ingest: g.Pipeline, Redis: g.rdb, Prefix: cfg.Redis.Prefix,
 		Org: org, Sources: sources, BodyLimit: 8 * cfg.HTTP.BodyLimit, Log: g.log,
 		Constituent: func(id string) (*gateway.Constituent, bool) { return g.Registry.Current().Get(id) },
 	})
@@ -70,14 +70,6 @@ func setupMISP(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) err
 	}
 	w.mounts = append(w.mounts, func(app *fiber.App, auth *httpapi.Auth) { srv.Mount(app, auth) })
 	return nil
-}
-
-// pipelineOf hands pushed events to the pipeline, which is built after the
-// connectors are wired.
-type pipelineOf struct{ g *Gateway }
-
-func (p pipelineOf) Ingest(ctx context.Context, src gateway.Source, ev *gateway.Event) (gateway.Result, error) {
-	return p.g.Pipeline.Ingest(ctx, src, ev)
 }
 
 // mispOrg is Schakel's MISP identity: misp.org_name / org_uuid, else the

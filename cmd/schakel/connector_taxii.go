@@ -5,12 +5,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/gofiber/fiber/v2"
-
 	"github.com/schakel/schakel/connectors/taxii"
 	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/gateway/config"
-	"github.com/schakel/schakel/gateway/httpapi"
 )
 
 // setupTAXII wires the TAXII 2.1 server (/taxii2/: collections public,
@@ -24,13 +21,11 @@ func setupTAXII(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) er
 	for _, s := range cfg.Sources {
 		sources[s.Name] = gateway.Source{Name: s.Name, DefaultTLP: s.DefaultTLP, Format: "stix"}
 	}
-	w.mounts = append(w.mounts, func(app *fiber.App, auth *httpapi.Auth) {
-		srv := taxii.NewServer(taxii.Options{
-			Views: g.Views, Events: g.Store, Ingest: g.Pipeline, Redis: g.rdb, Prefix: cfg.Redis.Prefix,
-			Log: g.log, PublicURL: cfg.PublicURL, MaxContentLength: cfg.HTTP.BodyLimit, Sources: sources,
-		})
-		srv.Mount(app, auth)
+	srv := taxii.NewServer(taxii.Options{
+		Views: g.Views, Events: g.Store, Ingest: g.Pipeline, Redis: g.rdb, Prefix: cfg.Redis.Prefix,
+		Log: g.log, PublicURL: cfg.PublicURL, MaxContentLength: cfg.HTTP.BodyLimit, Sources: sources,
 	})
+	w.mounts = append(w.mounts, srv.MountFunc())
 
 	// One page of an upstream collection can be large (1,000 objects).
 	hc := g.Egress.Client(2 * time.Minute)
@@ -42,20 +37,17 @@ func setupTAXII(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) er
 		if _, err := taxii.NewClient(s.URL, s.Collection, s.Username, s.Password, hc, ""); err != nil {
 			return fmt.Errorf("sources[%d] (%s): %w", i, s.Name, err)
 		}
-		w.claim(s.Name)
-		w.workers = append(w.workers, func(ctx context.Context) {
-			p, err := taxii.NewPoller(taxii.PollerOptions{
-				Source: gateway.Source{Name: s.Name, DefaultTLP: s.DefaultTLP, Format: "stix"},
-				URL:    s.URL, Collection: s.Collection, Username: s.Username, Password: s.Password, Token: s.Key,
-				Interval: s.Interval.Duration, Ingest: g.Pipeline, Cursors: g.Store, HTTP: hc,
-				UserAgent: "Schakel/" + version, Log: g.log,
-			})
-			if err != nil {
-				g.log.Error("taxii source not started", "source", s.Name, "error", err)
-				return
-			}
-			p.Run(ctx)
+		p, err := taxii.NewPoller(taxii.PollerOptions{
+			Source: gateway.Source{Name: s.Name, DefaultTLP: s.DefaultTLP, Format: "stix"},
+			URL:    s.URL, Collection: s.Collection, Username: s.Username, Password: s.Password, Token: s.Key,
+			Interval: s.Interval.Duration, Ingest: g.Pipeline, Cursors: g.Store, HTTP: hc,
+			UserAgent: "Schakel/" + version, Log: g.log,
 		})
+		if err != nil {
+			return fmt.Errorf("sources[%d] (%s): %w", i, s.Name, err)
+		}
+		w.claim(s.Name)
+		w.run("source "+s.Name, p)
 	}
 	return nil
 }

@@ -12,12 +12,17 @@ import (
 	"github.com/schakel/schakel/mappings/stix"
 )
 
-// setupWebhook adds the webhook channel (Standard Webhooks) to SOCs and the
-// body formats a signed webhook source may declare besides canonical.
-// Signed webhook ingest (POST /api/v1/ingest/{source}) is part of the core API.
-func setupWebhook(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) error {
+// webhookChannel adds the webhook channel (Standard Webhooks) to SOCs.
+func webhookChannel(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) error {
 	sender := webhook.NewSender(webhook.SenderOptions{Guard: g.Egress.Guard, Timeout: cfg.Channels.Webhook.Timeout.Duration, UserAgent: "Schakel/" + version})
 	w.sinks[gateway.ChannelWebhook] = webhook.NewSink(sender)
+	return nil
+}
+
+// setupWebhook adds the body formats a signed webhook source may declare
+// besides canonical. Signed webhook ingest (POST /api/v1/ingest/{source})
+// is part of the core API.
+func setupWebhook(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) error {
 	w.parsers["misp"] = parser(misp.Decode)
 	w.parsers["stix"] = parser(stix.Decode)
 	w.parsers["csaf"] = parser(csaf.Decode)

@@ -79,7 +79,9 @@ type Gateway struct {
 	Egress *egress.Policy
 
 	workers sync.WaitGroup
-	stop    context.CancelFunc
+	// cleanup releases what start provisioned (Redis, listeners, relay
+	// sessions, the background work), last first.
+	cleanup cleanup
 }
 
 // redisPoolSize covers the HTTP handlers and the delivery workers that each
@@ -88,8 +90,14 @@ type Gateway struct {
 const redisPoolSize = 256
 
 // start wires a gateway and starts its background workers (not the listener).
-func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, error) {
+// When any step fails, what the earlier steps provisioned is released.
+func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway, err error) {
 	g := &Gateway{log: log}
+	defer func() {
+		if err != nil {
+			g.Close()
+		}
+	}()
 	pol := cfg.Egress.Policy()
 	g.Egress = pol
 	url := cfg.Redis.URL
@@ -99,42 +107,38 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway,
 			return nil, fmt.Errorf("start embedded redis: %w", err)
 		}
 		g.embedded = m
+		g.cleanup.push("embedded redis", func() error { m.Close(); return nil })
 		log.Warn("redis.url is empty: using an embedded in-memory Redis; state is NOT durable and is lost on exit", "addr", m.Addr())
 		url = "redis://" + m.Addr()
 	}
 	rdb, err := redisconn.Open(ctx, url, redisPoolSize)
 	if err != nil {
-		g.Close()
 		return nil, err
 	}
 	g.rdb = rdb
+	g.cleanup.push("redis", rdb.Close)
 	prefix := cfg.Redis.Prefix
 	g.Store = store.New(g.rdb, prefix)
 	g.Audit = audit.New(g.rdb, prefix)
 	if cfg.ConstituentsFile != "" {
 		data, err := os.ReadFile(cfg.ConstituentsFile)
 		if err != nil {
-			g.Close()
 			return nil, fmt.Errorf("constituents_file: %w", err)
 		}
 		cs, err := config.ParseConstituents(data)
 		if err != nil {
-			g.Close()
 			return nil, fmt.Errorf("constituents_file %s: %w", cfg.ConstituentsFile, err)
 		}
 		if err := checkDestinations(pol, cs); err != nil {
-			g.Close()
 			return nil, fmt.Errorf("constituents_file %s: %w", cfg.ConstituentsFile, err)
 		}
 		if err := g.Store.PutConstituents(ctx, cs); err != nil {
-			g.Close()
 			return nil, fmt.Errorf("load constituents: %w", err)
 		}
 		log.Info("constituents loaded from file", "file", cfg.ConstituentsFile, "count", len(cs))
 	}
 	reg, err := registry.New(ctx, g.Store, log)
 	if err != nil {
-		g.Close()
 		return nil, err
 	}
 	g.Registry = reg
@@ -168,23 +172,32 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway,
 	g.Views = views.New(g.rdb, prefix, g.Store, reg)
 	g.Metrics, g.Limiter = m, limiter
 
-	// Connectors declare their channels, parsers, routes and workers.
-	w := &wiring{sinks: map[gateway.Channel]dispatch.Sink{}, parsers: map[string]httpapi.Parser{}}
-	for _, setup := range connectors {
-		if err := setup(ctx, g, cfg, w); err != nil {
-			g.Close()
-			return nil, err
+	// Connectors declare their channels first: routing creates deliveries
+	// only for channels with a sink. Their sources, routes and runners then
+	// get the pipeline built from those.
+	w := &wiring{sinks: map[gateway.Channel]dispatch.Sink{}, parsers: map[string]httpapi.Parser{}, cleanup: &g.cleanup}
+	for _, c := range connectors {
+		if c.channels != nil {
+			if err := c.channels(ctx, g, cfg, w); err != nil {
+				return nil, err
+			}
 		}
-	}
-	if err := w.unclaimed(cfg); err != nil {
-		g.Close()
-		return nil, err
 	}
 	push := map[gateway.Channel]bool{}
 	for ch := range w.sinks {
 		push[ch] = true
 	}
 	g.Pipeline = pipeline.New(g.Store, g.Outbox, g.Audit, reg, pipeline.Config{DefaultTLP: cfg.TLP.Default, Push: push, MailingLists: mls, Routed: disp.Prime, Views: g.Views}, m, log)
+	for _, c := range connectors {
+		if c.sources != nil {
+			if err := c.sources(ctx, g, cfg, w); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := w.unclaimed(cfg); err != nil {
+		return nil, err
+	}
 
 	var sources []httpapi.SourceConfig
 	for _, s := range cfg.Sources {
@@ -202,7 +215,11 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway,
 	// Background work runs until Close, not until the caller's ctx, so a
 	// signal first stops the listener and then lets deliveries finish.
 	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	g.stop = stop
+	g.cleanup.push("background work", func() error {
+		stop()
+		g.workers.Wait()
+		return nil
+	})
 	for ch, sink := range w.sinks {
 		h := disp.Handler(ch, sink)
 		g.spawn(func() {
@@ -211,8 +228,12 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway,
 			}
 		})
 	}
-	for _, run := range w.workers {
-		g.spawn(func() { run(wctx) })
+	for _, r := range w.runners {
+		g.spawn(func() {
+			if err := r.Run(wctx); err != nil {
+				log.Error("stopped", "part", r.name, "error", err)
+			}
+		})
 	}
 	g.spawn(func() { disp.Run(wctx) })
 	g.spawn(func() { g.reindexLoop(wctx) })
@@ -330,18 +351,10 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener, grace time.Duratio
 	return nil
 }
 
-// Close stops background workers and releases Redis.
+// Close stops the background work, then releases what start provisioned
+// (listeners, relay sessions, Redis), last first. It may be called again.
 func (g *Gateway) Close() {
-	if g.stop != nil {
-		g.stop()
-	}
-	g.workers.Wait()
-	if g.rdb != nil {
-		_ = g.rdb.Close()
-	}
-	if g.embedded != nil {
-		g.embedded.Close()
-	}
+	g.cleanup.run(g.log)
 }
 
 func cmdCheckConfig(args []string, stdout io.Writer) error {

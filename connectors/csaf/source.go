@@ -29,6 +29,7 @@ import (
 	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/gateway/audit"
 	"github.com/schakel/schakel/gateway/metrics"
+	"github.com/schakel/schakel/gateway/poll"
 	csafmap "github.com/schakel/schakel/mappings/csaf"
 )
 
@@ -131,26 +132,17 @@ func NewSource(opts Options, in gateway.Ingester, cur Cursors, au Auditor) (*Sou
 // MetadataURL is the provider-metadata.json URL the source reads.
 func (s *Source) MetadataURL() string { return s.metaURL.String() }
 
-// Run polls now and then every interval until ctx ends.
-func (s *Source) Run(ctx context.Context) {
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+// Run polls now and then every interval until ctx ends (gateway.Runner).
+func (s *Source) Run(ctx context.Context) error {
+	return poll.Run(ctx, poll.Options{Interval: s.interval, Log: s.log}, func(ctx context.Context) error {
 		start := s.now()
 		st, err := s.Poll(ctx)
-		if err != nil && ctx.Err() == nil {
-			s.log.Warn("csaf poll failed", "error", err, "took_ms", s.now().Sub(start).Milliseconds())
-		} else if err == nil {
+		if err == nil {
 			s.log.Info("csaf poll done", "listed", st.Listed, "ingested", st.Ingested, "updated", st.Updated,
 				"unchanged", st.Unchanged, "rejected", st.Rejected, "failed", st.Failed, "took_ms", s.now().Sub(start).Milliseconds())
 		}
-		t.Reset(s.interval)
-	}
+		return err
+	})
 }
 
 // Poll reads the provider once and ingests every new or changed advisory.

@@ -29,6 +29,7 @@ import (
 	"github.com/schakel/schakel/gateway/audit"
 	"github.com/schakel/schakel/gateway/metrics"
 	"github.com/schakel/schakel/gateway/policy"
+	"github.com/schakel/schakel/gateway/poll"
 	csvmap "github.com/schakel/schakel/mappings/csv"
 )
 
@@ -188,26 +189,16 @@ func ProfileFor(profile string, columns map[string]string) (csvmap.Profile, erro
 	return p, nil
 }
 
-// Run polls now and then every interval until ctx ends.
-func (s *Source) Run(ctx context.Context) {
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+// Run polls now and then every interval until ctx ends (gateway.Runner).
+func (s *Source) Run(ctx context.Context) error {
+	return poll.Run(ctx, poll.Options{Interval: s.opts.Interval, Log: s.log}, func(ctx context.Context) error {
 		st, err := s.Poll(ctx)
-		switch {
-		case err != nil && ctx.Err() == nil:
-			s.log.Warn("csv poll failed", "error", err)
-		case st.Files > 0:
+		if err == nil && st.Files > 0 {
 			s.log.Info("csv poll done", "files", st.Files, "ingested", st.Ingested, "duplicate", st.Duplicate,
 				"failed", st.Failed, "rows", st.Rows, "unowned", st.Unowned)
 		}
-		t.Reset(s.opts.Interval)
-	}
+		return err
+	})
 }
 
 // Poll reads whatever is new: the folder's complete files, or the URL when

@@ -21,6 +21,7 @@ import (
 
 	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/gateway/audit"
+	"github.com/schakel/schakel/gateway/poll"
 )
 
 // Cursors keeps poll cursors (store.Store).
@@ -129,14 +130,15 @@ func NewIMAPSource(o IMAPOptions) (*IMAPSource, error) {
 	return s, nil
 }
 
-// Run reads the mailbox until ctx is done, reconnecting with back-off.
-func (s *IMAPSource) Run(ctx context.Context) {
+// Run reads the mailbox until ctx is done, reconnecting with back-off
+// (gateway.Runner).
+func (s *IMAPSource) Run(ctx context.Context) error {
 	wait := s.retryMin
 	for ctx.Err() == nil {
 		start := time.Now()
 		err := s.leased(ctx)
 		if ctx.Err() != nil {
-			return
+			return nil
 		}
 		if time.Since(start) > 30*time.Second {
 			wait = s.retryMin // it worked for a while: a fresh failure starts over
@@ -145,11 +147,12 @@ func (s *IMAPSource) Run(ctx context.Context) {
 		s.log.WarnContext(ctx, "mailbox session ended; reconnecting", "error", err, "retry_in", pause.String())
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-time.After(pause):
 		}
 		wait = min(wait*2, s.retryMax)
 	}
+	return nil
 }
 
 func (s *IMAPSource) leased(ctx context.Context) error {
@@ -218,6 +221,9 @@ func (s *IMAPSource) session(ctx context.Context) error {
 		return fmt.Errorf("select %s: %w", s.o.Mailbox, err)
 	}
 	s.log.InfoContext(ctx, "mailbox opened", "mailbox", s.o.Mailbox, "messages", sel.NumMessages, "uidvalidity", sel.UIDValidity)
+	if caps := c.Caps(); !caps.Has(imap.CapIdle) && !caps.Has(imap.CapIMAP4rev2) {
+		return s.poll(ctx, c, sel.UIDValidity)
+	}
 	for {
 		if err := s.drain(ctx, c, sel.UIDValidity); err != nil {
 			return err
@@ -263,22 +269,40 @@ func (s *IMAPSource) ensureFolder(c *imapclient.Client, name string) error {
 // maxIdle is how long one IDLE lasts at most.
 const maxIdle = 25 * time.Minute
 
+// poll takes new messages now and then every interval, for servers without
+// IDLE, until the session fails: any error ends the session, and Run
+// reconnects with back-off.
+func (s *IMAPSource) poll(ctx context.Context, c *imapclient.Client, validity uint32) error {
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-c.Closed():
+			cancel()
+		case <-pctx.Done():
+		}
+	}()
+	err := poll.Run(pctx, poll.Options{Interval: s.o.Interval, Log: s.log}, func(ctx context.Context) error {
+		if err := s.drain(ctx, c, validity); err != nil {
+			return poll.Stop(err)
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		return err
+	case ctx.Err() != nil:
+		return ctx.Err()
+	default:
+		return errors.New("server closed the connection")
+	}
+}
+
 // wait returns when new mail may have arrived: an IDLE notification, or the
 // poll interval.
 func (s *IMAPSource) wait(ctx context.Context, c *imapclient.Client, newMail <-chan struct{}) error {
 	timer := time.NewTimer(s.o.Interval)
 	defer timer.Stop()
-	caps := c.Caps()
-	if !caps.Has(imap.CapIdle) && !caps.Has(imap.CapIMAP4rev2) {
-		select {
-		case <-timer.C:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-c.Closed():
-			return errors.New("server closed the connection")
-		}
-	}
 	idle, err := c.Idle()
 	if err != nil {
 		return fmt.Errorf("idle: %w", err)

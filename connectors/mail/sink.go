@@ -118,8 +118,12 @@ func NewSink(o SinkOptions) (*Sink, error) {
 	return s, nil
 }
 
-// Close ends the idle relay sessions.
-func (s *Sink) Close() { s.pool.close() }
+// Close ends the idle relay sessions; sessions in use end when their
+// delivery is done.
+func (s *Sink) Close() error {
+	s.pool.close()
+	return nil
+}
 
 // Deliver sends ev to d.Target: alone, or as a digest with the deliveries
 // held for the same target when d itself was deferred before.

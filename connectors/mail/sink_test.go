@@ -52,7 +52,7 @@ func newTestSink(t *testing.T, relay *mailtest.Relay, o SinkOptions) *Sink {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(s.Close)
+	t.Cleanup(func() { _ = s.Close() })
 	return s
 }
 

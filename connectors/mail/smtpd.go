@@ -47,6 +47,7 @@ type SMTPIntake struct {
 	srv   *smtp.Server
 	log   *slog.Logger
 	base  context.Context
+	ln    net.Listener // set by Listen
 }
 
 // NewSMTPIntake checks the options.
@@ -107,6 +108,42 @@ func (s *SMTPIntake) ListenAndServe(ctx context.Context) error {
 		return fmt.Errorf("sources %s: listen %s: %w", s.o.Name, s.o.Listen, err)
 	}
 	return s.Serve(ctx, ln)
+}
+
+// Listen binds the Listen address now, so a taken port stops the start-up
+// instead of a background worker; Run then serves on it.
+func (s *SMTPIntake) Listen() error {
+	ln, err := net.Listen("tcp", s.o.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", s.o.Listen, err)
+	}
+	s.ln = ln
+	return nil
+}
+
+// Run serves on the address Listen bound until ctx is done
+// (gateway.Runner); without Listen it binds first.
+func (s *SMTPIntake) Run(ctx context.Context) error {
+	if s.ln == nil {
+		if err := s.Listen(); err != nil {
+			return fmt.Errorf("sources %s: %w", s.o.Name, err)
+		}
+	}
+	return s.Serve(ctx, s.ln)
+}
+
+// Close stops serving and releases the listener, whether or not Run ran.
+func (s *SMTPIntake) Close() error {
+	err := s.srv.Close()
+	if errors.Is(err, smtp.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	if s.ln != nil {
+		if lerr := s.ln.Close(); lerr != nil && !errors.Is(lerr, net.ErrClosed) && err == nil {
+			err = lerr
+		}
+	}
+	return err
 }
 
 // Serve accepts connections on ln until ctx is done. A message being stored

@@ -114,3 +114,52 @@ func TestNewSMTPIntakeChecksConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestSMTPIntakeLifecycle: Listen binds at once (a taken port is an error
+// then, not in the background), Run serves on that listener, and Close
+// releases the port whether or not Run ran.
+func TestSMTPIntakeLifecycle(t *testing.T) {
+	newIntake := func(listen string) *SMTPIntake {
+		in, err := NewSMTPIntake(SMTPIntakeOptions{Name: "smtp-intake", Listen: listen, Recipients: []string{"intake@schakel.example"},
+			Pipeline: &recorder{}, Decode: decodeMail})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return in
+	}
+	a := newIntake("127.0.0.1:0")
+	if err := a.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	addr := a.ln.Addr().String()
+	if err := newIntake(addr).Listen(); err == nil || !strings.Contains(err.Error(), "listen "+addr) {
+		t.Fatalf("Listen on a taken port = %v, want an error naming the address", err)
+	}
+	if err := a.Close(); err != nil { // never ran
+		t.Fatal(err)
+	}
+	b := newIntake(addr)
+	if err := b.Listen(); err != nil {
+		t.Fatalf("port not released by Close: %v", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	if err := sendPlain(t, addr, "intake@schakel.example", advisory(1)); err != nil {
+		t.Fatalf("send to the running intake: %v", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Run after Close = %v, want nil", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatalf("second Close = %v", err)
+	}
+	if c, err := net.Dial("tcp", addr); err == nil {
+		c.Close()
+		t.Fatal("the intake still accepts connections after Close")
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/schakel/schakel/gateway"
+	"github.com/schakel/schakel/gateway/poll"
 	mispmap "github.com/schakel/schakel/mappings/misp"
 )
 
@@ -78,26 +79,18 @@ type cursor struct {
 	Polled    int64  `json:"polled,omitempty"`    // when the last poll finished
 }
 
-// Run polls now and then every Interval until ctx ends.
-func (p *Poller) Run(ctx context.Context) {
-	t := time.NewTicker(p.o.Interval)
-	defer t.Stop()
-	for {
+// Run polls now and then every Interval until ctx ends (gateway.Runner).
+func (p *Poller) Run(ctx context.Context) error {
+	return poll.Run(ctx, poll.Options{Interval: p.o.Interval, Log: p.o.Log}, func(ctx context.Context) error {
 		res, err := p.Poll(ctx)
 		switch {
-		case ctx.Err() != nil:
-			return
 		case err != nil:
-			p.o.Log.Warn("misp poll failed; retrying at the next interval", "error", err, "ingested", res.Ingested)
+			return fmt.Errorf("misp poll (%d ingested): %w", res.Ingested, err)
 		case res.Ingested > 0 || res.Failed > 0:
 			p.o.Log.Info("misp poll", "listed", res.Listed, "ingested", res.Ingested, "duplicates", res.Duplicates, "failed", res.Failed)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+		return nil
+	})
 }
 
 // PollResult counts what one poll did.

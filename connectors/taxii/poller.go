@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/schakel/schakel/gateway"
+	"github.com/schakel/schakel/gateway/poll"
 	"github.com/schakel/schakel/mappings/stix"
 )
 
@@ -109,25 +110,19 @@ type PollResult struct {
 	Rejected   int
 }
 
-// Run polls at once and then every interval until ctx ends.
-func (p *Poller) Run(ctx context.Context) {
-	t := time.NewTicker(p.o.Interval)
-	defer t.Stop()
-	for {
+// Run polls at once and then every interval until ctx ends (gateway.Runner).
+func (p *Poller) Run(ctx context.Context) error {
+	return poll.Run(ctx, poll.Options{Interval: p.o.Interval, Log: p.log}, func(ctx context.Context) error {
 		res, err := p.Poll(ctx)
 		switch {
-		case err != nil && ctx.Err() == nil:
-			p.log.WarnContext(ctx, "taxii poll failed; retrying at the next interval", "error", err, "pages", res.Pages)
+		case err != nil:
+			return fmt.Errorf("taxii poll (%d pages): %w", res.Pages, err)
 		case res.Objects > 0:
 			p.log.InfoContext(ctx, "taxii poll", "pages", res.Pages, "objects", res.Objects, "events", res.Events,
 				"accepted", res.Accepted, "duplicates", res.Duplicates, "rejected", res.Rejected)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+		return nil
+	})
 }
 
 func (p *Poller) loadCursor(ctx context.Context) (cursorState, error) {
