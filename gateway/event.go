@@ -3,7 +3,10 @@
 // It imports only the standard library so every other package can depend on it.
 package gateway
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Kind classifies an event. Notifications are projected per constituent:
 // each one receives only the indicators that match its own assets.
@@ -114,6 +117,31 @@ type Event struct {
 	Labels          []string        `json:"labels,omitempty"`
 	Indicators      []Indicator     `json:"indicators,omitempty"`
 	Vulnerabilities []Vulnerability `json:"vulnerabilities,omitempty"`
+	Remediations    []Remediation   `json:"remediations,omitempty"`
+	References      []Reference     `json:"references,omitempty"`
+	Extensions      *Extensions     `json:"extensions,omitempty"`
+}
+
+// Remediation is advice a recipient can act on (ARCHITECTURE §11.5).
+type Remediation struct {
+	Category string   `json:"category,omitempty"` // CSAF: vendor_fix, workaround, mitigation, …
+	Text     string   `json:"text,omitempty"`
+	URL      string   `json:"url,omitempty"`
+	Products []string `json:"products,omitempty"`
+}
+
+// Reference points to further reading.
+type Reference struct {
+	URL     string `json:"url"`
+	Summary string `json:"summary,omitempty"`
+}
+
+// Extensions carries, per source format, what the canonical event cannot
+// hold, verbatim, so output in the same format gives it back unchanged
+// (ARCHITECTURE §11.1). The mappings own their structure.
+type Extensions struct {
+	MISP json.RawMessage   `json:"misp,omitempty"` // MISP objects, references, galaxies, Orgc, …
+	STIX []json.RawMessage `json:"stix,omitempty"` // STIX objects other than indicators and vulnerabilities
 }
 
 // Version is the string form of Modified that, with ID, names one version.
@@ -137,6 +165,24 @@ func (e *Event) Clone() *Event {
 		for i, ind := range e.Indicators {
 			c.Indicators[i] = ind.Clone()
 		}
+	}
+	c.References = cloneSlice(e.References)
+	if e.Remediations != nil {
+		c.Remediations = make([]Remediation, len(e.Remediations))
+		for i, r := range e.Remediations {
+			r.Products = cloneSlice(r.Products)
+			c.Remediations[i] = r
+		}
+	}
+	if e.Extensions != nil {
+		x := Extensions{MISP: cloneSlice(e.Extensions.MISP)}
+		if e.Extensions.STIX != nil {
+			x.STIX = make([]json.RawMessage, len(e.Extensions.STIX))
+			for i, o := range e.Extensions.STIX {
+				x.STIX[i] = cloneSlice(o)
+			}
+		}
+		c.Extensions = &x
 	}
 	if e.Vulnerabilities != nil {
 		c.Vulnerabilities = make([]Vulnerability, len(e.Vulnerabilities))
