@@ -227,7 +227,7 @@ func (d *Dispatcher) Handler(ch gateway.Channel, sink Sink) outbox.Handler {
 			return policy.ProjectAudience(ev)
 		}
 		if lim := d.limitFor(ch, c); lim.Rate > 0 {
-			key := string(ch) + ":" + dl.Recipient + ":" + dl.Target
+			key := string(ch) + ":" + dl.Recipient.String() + ":" + dl.Target
 			dec, err := d.limiter.Allow(ctx, key, lim)
 			if err != nil {
 				return outbox.Retry(fmt.Errorf("rate limiter: %w", err), 0)
@@ -265,12 +265,11 @@ func (d *Dispatcher) Handler(ch gateway.Channel, sink Sink) outbox.Handler {
 
 // authorise re-applies the policy at send time: a delivery routed before a
 // registry change must not go out if the policy no longer allows it. Deliveries
-// an admin released are honoured as released (they were checked then).
+// an admin released are held to the release rules, not the table.
 func (d *Dispatcher) authorise(a *policy.Assessment, snap *registry.Snapshot, dl gateway.Delivery) (*gateway.Constituent, policy.Decision, error) {
 	ev := a.Event()
-	released := strings.HasPrefix(dl.Rule, "released by ")
-	switch {
-	case strings.HasPrefix(dl.Recipient, "list:"):
+	switch dl.Recipient.Kind {
+	case gateway.RecipientList:
 		audience, ok := d.lists[dl.Target]
 		if !ok {
 			return nil, policy.Decision{}, fmt.Errorf("mailing list %s is no longer configured", dl.Target)
@@ -279,23 +278,27 @@ func (d *Dispatcher) authorise(a *policy.Assessment, snap *registry.Snapshot, dl
 			return nil, dec, nil
 		}
 		return nil, policy.Decision{}, fmt.Errorf("policy now denies %s to list %s", ev.TLP.Label(), dl.Target)
-	case strings.HasPrefix(dl.Recipient, "person:"):
-		if !released || dl.Channel != gateway.ChannelEmail {
-			return nil, policy.Decision{}, errors.New("a named-person delivery must be an admin release by e-mail")
+	case gateway.RecipientPerson:
+		if !dl.Released {
+			return nil, policy.Decision{}, errors.New("a named-person delivery must be an admin release")
 		}
-		return nil, policy.Decision{Channel: dl.Channel, Verdict: policy.Deliver, Rule: dl.Rule}, nil
+		dec := policy.DecideRelease(ev, dl.Recipient, dl.Channel)
+		if dec.Verdict != policy.Deliver {
+			return nil, dec, fmt.Errorf("policy denies the release: %s", dec.Rule)
+		}
+		return nil, dec, nil
+	case gateway.RecipientConstituent:
+	default:
+		return nil, policy.Decision{}, fmt.Errorf("no channel delivers to a recipient of kind %q", dl.Recipient.Kind)
 	}
-	c, ok := snap.Get(dl.Recipient)
+	c, ok := snap.Get(dl.Recipient.ID)
 	if !ok {
-		return nil, policy.Decision{}, fmt.Errorf("constituent %q is no longer registered", dl.Recipient)
+		return nil, policy.Decision{}, fmt.Errorf("constituent %q is no longer registered", dl.Recipient.ID)
 	}
-	if released {
-		if ev.TLP == gateway.TLPRed && dl.Channel != gateway.ChannelEmail {
-			return nil, policy.Decision{}, errors.New("TLP:RED is never delivered over " + string(dl.Channel))
-		}
-		dec := policy.Decision{Channel: dl.Channel, Verdict: policy.Deliver, Rule: dl.Rule}
-		if ev.TLP == gateway.TLPAmberStrict {
-			dec.Handling = policy.HandlingStrict
+	if dl.Released {
+		dec := policy.DecideRelease(ev, dl.Recipient, dl.Channel)
+		if dec.Verdict != policy.Deliver {
+			return nil, dec, fmt.Errorf("policy denies the release: %s", dec.Rule)
 		}
 		return c, dec, nil
 	}
@@ -344,7 +347,7 @@ func (d *Dispatcher) OnOutcome(ctx context.Context, dl gateway.Delivery, o outbo
 	now := time.Now().UTC()
 	st := store.DeliveryState{Delivery: dl, State: stateOf(o.Status), Attempts: o.Attempt, Updated: now}
 	rec := audit.Record{Time: now, Actor: "system", Action: "delivery." + o.Status, EventID: dl.EventID, Version: dl.Version,
-		DeliveryID: dl.ID, Recipient: dl.Recipient, Channel: dl.Channel, TLP: dl.TLP, Rule: dl.Rule, Outcome: o.Status, Attempt: o.Attempt}
+		DeliveryID: dl.ID, Recipient: dl.Recipient.String(), Channel: dl.Channel, TLP: dl.TLP, Rule: dl.Rule, Outcome: o.Status, Attempt: o.Attempt}
 	if o.Err != nil {
 		st.LastError = o.Err.Error()
 		rec.Error = o.Err.Error()

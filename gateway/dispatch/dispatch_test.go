@@ -2,6 +2,7 @@ package dispatch_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"testing"
@@ -57,7 +58,7 @@ func notification(t *testing.T, st *store.Store, id string, prio gateway.Priorit
 	if _, err := st.PutEvent(context.Background(), ev, now); err != nil {
 		t.Fatal(err)
 	}
-	return gateway.Delivery{ID: "d-" + id, EventID: id, Version: ev.Version(), Recipient: "a", Channel: gateway.ChannelWebhook,
+	return gateway.Delivery{ID: "d-" + id, EventID: id, Version: ev.Version(), Recipient: gateway.ConstituentRecipient("a"), Channel: gateway.ChannelWebhook,
 		Target: "https://a.example/hook", TLP: ev.TLP, Rule: "test", Attempt: 1}
 }
 
@@ -107,5 +108,65 @@ func TestLimitDefersAndCriticalBypasses(t *testing.T) {
 	}
 	if len(s.got) != 3 {
 		t.Fatalf("sink got %d", len(s.got))
+	}
+}
+
+// handlingSink records the caveat each delivery went out with.
+type handlingSink struct{ handling []string }
+
+func (s *handlingSink) Deliver(_ context.Context, _ gateway.Delivery, _ *gateway.Constituent, _ *gateway.Event, handling string) error {
+	s.handling = append(s.handling, handling)
+	return nil
+}
+
+// Released deliveries are re-checked against the release rules when sent,
+// including those stored before deliveries carried a typed recipient and a
+// released flag (their JSON is what older versions wrote to the outbox).
+func TestReleasedDeliveriesRecheck(t *testing.T) {
+	st, _, d := setup(t, 0)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	versions := map[gateway.TLP]string{}
+	for id, tlp := range map[string]gateway.TLP{"red": gateway.TLPRed, "strict": gateway.TLPAmberStrict} {
+		ev := &gateway.Event{ID: id, Kind: gateway.KindIntel, Title: id, TLP: tlp, Source: gateway.SourceRef{Name: "s"}, Created: now, Modified: now}
+		if _, err := st.PutEvent(ctx, ev, now); err != nil {
+			t.Fatal(err)
+		}
+		versions[tlp] = ev.Version()
+	}
+	stored := func(event string, tlp gateway.TLP, recipient string, ch gateway.Channel, target, rule string) gateway.Delivery {
+		var dl gateway.Delivery
+		b := `{"delivery_id":"dlv_` + event + recipient + `","event_id":"` + event + `","version":"` + versions[tlp] + `","recipient":"` + recipient +
+			`","channel":"` + string(ch) + `","target":"` + target + `","tlp":"` + string(tlp) + `","rule":"` + rule + `","attempt":1}`
+		if err := json.Unmarshal([]byte(b), &dl); err != nil {
+			t.Fatal(err)
+		}
+		return dl
+	}
+	tests := []struct {
+		name     string
+		dl       gateway.Delivery
+		want     string
+		handling string
+	}{
+		{"red released to a named person", stored("red", gateway.TLPRed, "person:ciso@x.example", gateway.ChannelEmail, "ciso@x.example", "released by admin:alice"), "delivered", ""},
+		{"red to a person without a release", stored("red", gateway.TLPRed, "person:ciso@x.example", gateway.ChannelEmail, "ciso@x.example", "sector"), "dead", ""},
+		{"red released to a constituent's webhook", stored("red", gateway.TLPRed, "a", gateway.ChannelWebhook, "https://a.example/hook", "released by admin:alice"), "dead", ""},
+		{"amber+strict released to a constituent", stored("strict", gateway.TLPAmberStrict, "a", gateway.ChannelWebhook, "https://a.example/hook", "released by admin:bob"), "delivered", "recipient organisation only"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &handlingSink{}
+			res := d.Handler(tt.dl.Channel, s)(ctx, tt.dl)
+			if res.Status() != tt.want {
+				t.Fatalf("status %s (%v), want %s", res.Status(), res.Err(), tt.want)
+			}
+			if tt.want == "delivered" && (len(s.handling) != 1 || s.handling[0] != tt.handling) {
+				t.Fatalf("sent with handling %q, want [%q]", s.handling, tt.handling)
+			}
+			if tt.want != "delivered" && len(s.handling) != 0 {
+				t.Fatal("the sink was called although the release rules deny")
+			}
+		})
 	}
 }

@@ -43,10 +43,10 @@ func delivery(ch gateway.Channel, i int) gateway.Delivery {
 	recipient := fmt.Sprintf("constituent-%d", i)
 	target := "https://hooks.example/" + recipient
 	return gateway.Delivery{
-		ID:        gateway.DeliveryID("ev-1", "v1", recipient, ch, target),
+		ID:        gateway.DeliveryID("ev-1", "v1", gateway.ConstituentRecipient(recipient), ch, target),
 		EventID:   "ev-1",
 		Version:   "v1",
-		Recipient: recipient,
+		Recipient: gateway.ConstituentRecipient(recipient),
 		Channel:   ch,
 		Target:    target,
 		TLP:       gateway.TLP("AMBER"),
@@ -786,7 +786,7 @@ func TestDiscardDead(t *testing.T) {
 	r := redistest.New(t)
 	o := outbox.New(r.Client, r.Prefix, outbox.Options{})
 	ctx := context.Background()
-	d := gateway.Delivery{ID: "dlv-x", EventID: "e", Version: "v", Recipient: "a", Channel: gateway.ChannelWebhook, TLP: gateway.TLPAmber, Rule: "r"}
+	d := gateway.Delivery{ID: "dlv-x", EventID: "e", Version: "v", Recipient: gateway.ConstituentRecipient("a"), Channel: gateway.ChannelWebhook, TLP: gateway.TLPAmber, Rule: "r"}
 	if err := o.Enqueue(ctx, d); err != nil {
 		t.Fatal(err)
 	}
