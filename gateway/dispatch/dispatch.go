@@ -346,8 +346,8 @@ func (d *Dispatcher) limitFor(ch gateway.Channel, c *gateway.Constituent) limit.
 func (d *Dispatcher) OnOutcome(ctx context.Context, dl gateway.Delivery, o outbox.Outcome) {
 	now := time.Now().UTC()
 	st := store.DeliveryState{Delivery: dl, State: stateOf(o.Status), Attempts: o.Attempt, Updated: now}
-	rec := audit.Record{Time: now, Actor: "system", Action: "delivery." + o.Status, EventID: dl.EventID, Version: dl.Version,
-		DeliveryID: dl.ID, Recipient: dl.Recipient.String(), Channel: dl.Channel, TLP: dl.TLP, Rule: dl.Rule, Outcome: o.Status, Attempt: o.Attempt}
+	rec := audit.Record{Time: now, Actor: "system", Action: "delivery." + string(o.Status), EventID: dl.EventID, Version: dl.Version,
+		DeliveryID: dl.ID, Recipient: dl.Recipient.String(), Channel: dl.Channel, TLP: dl.TLP, Rule: dl.Rule, Outcome: string(o.Status), Attempt: o.Attempt}
 	if o.Err != nil {
 		st.LastError = o.Err.Error()
 		rec.Error = o.Err.Error()
@@ -357,15 +357,15 @@ func (d *Dispatcher) OnOutcome(ctx context.Context, dl gateway.Delivery, o outbo
 	}
 	if err := d.submit(ctx, st, rec); err != nil {
 		d.log.WarnContext(ctx, "delivery state or audit record not written", "delivery_id", dl.ID, "status", o.Status, "error", err)
-		if o.Status == "delivered" {
+		if o.Status == outbox.StatusDelivered {
 			d.retrySubmit(ctx, st, rec)
 		}
 	}
-	d.metrics.Deliveries.WithLabelValues(string(dl.Channel), o.Status).Inc()
-	if o.Status == "delivered" && !dl.Created.IsZero() {
+	d.metrics.Deliveries.WithLabelValues(string(dl.Channel), string(o.Status)).Inc()
+	if o.Status == outbox.StatusDelivered && !dl.Created.IsZero() {
 		d.metrics.DeliveryLatency.WithLabelValues(string(dl.Channel)).Observe(now.Sub(dl.Created).Seconds())
 	}
-	if o.Status == "dead" {
+	if o.Status == outbox.StatusDead {
 		d.log.WarnContext(ctx, "delivery dead-lettered", "delivery_id", dl.ID, "channel", dl.Channel, "recipient", dl.Recipient, "error", rec.Error)
 	}
 }
@@ -397,10 +397,17 @@ func (d *Dispatcher) retrySubmit(ctx context.Context, st store.DeliveryState, re
 	d.log.ErrorContext(ctx, "delivered record not written; the audit trail lacks this delivery", "delivery_id", st.Delivery.ID, "recipient", st.Delivery.Recipient)
 }
 
-func stateOf(status string) string {
-	switch status {
-	case "retry":
-		return "retrying"
+// stateOf is the delivery state an attempt's outcome leaves behind.
+func stateOf(s outbox.Status) string {
+	switch s {
+	case outbox.StatusDelivered:
+		return store.StateDelivered
+	case outbox.StatusRetry:
+		return store.StateRetrying
+	case outbox.StatusDeferred:
+		return store.StateDeferred
+	case outbox.StatusDead:
+		return store.StateDead
 	}
-	return status
+	return string(s)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/schakel/schakel/gateway/dispatch"
 	"github.com/schakel/schakel/gateway/limit"
 	"github.com/schakel/schakel/gateway/metrics"
+	"github.com/schakel/schakel/gateway/outbox"
 	"github.com/schakel/schakel/gateway/redistest"
 	"github.com/schakel/schakel/gateway/registry"
 	"github.com/schakel/schakel/gateway/store"
@@ -68,7 +69,7 @@ func TestSendTimePolicyRecheck(t *testing.T) {
 	dl := notification(t, st, "n1", gateway.PriorityNormal)
 	s := &sink{}
 	h := d.Handler(gateway.ChannelWebhook, s)
-	if res := h(ctx, dl); res.Status() != "delivered" {
+	if res := h(ctx, dl); res.Status() != outbox.StatusDelivered {
 		t.Fatalf("first delivery: %s %v", res.Status(), res.Err())
 	}
 	if len(s.got) != 1 || len(s.got[0].Indicators) != 1 || s.got[0].Indicators[0].Value != "192.0.2.10" {
@@ -81,7 +82,7 @@ func TestSendTimePolicyRecheck(t *testing.T) {
 	if err := reg.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if res := h(ctx, dl); res.Status() != "dead" {
+	if res := h(ctx, dl); res.Status() != outbox.StatusDead {
 		t.Fatalf("after the registry change: %s, want dead (permanent)", res.Status())
 	}
 	if len(s.got) != 1 {
@@ -95,15 +96,15 @@ func TestLimitDefersAndCriticalBypasses(t *testing.T) {
 	s := &sink{}
 	h := d.Handler(gateway.ChannelWebhook, s)
 	for i, id := range []string{"x1", "x2"} {
-		if res := h(ctx, notification(t, st, id, gateway.PriorityNormal)); res.Status() != "delivered" {
+		if res := h(ctx, notification(t, st, id, gateway.PriorityNormal)); res.Status() != outbox.StatusDelivered {
 			t.Fatalf("delivery %d: %s", i, res.Status())
 		}
 	}
 	res := h(ctx, notification(t, st, "x3", gateway.PriorityNormal))
-	if res.Status() != "deferred" || res.Until().Before(time.Now()) {
+	if res.Status() != outbox.StatusDeferred || res.Until().Before(time.Now()) {
 		t.Fatalf("over the limit: %s until %v", res.Status(), res.Until())
 	}
-	if res := h(ctx, notification(t, st, "x4", gateway.PriorityCritical)); res.Status() != "delivered" {
+	if res := h(ctx, notification(t, st, "x4", gateway.PriorityCritical)); res.Status() != outbox.StatusDelivered {
 		t.Fatalf("critical over the limit: %s", res.Status())
 	}
 	if len(s.got) != 3 {
@@ -146,13 +147,13 @@ func TestReleasedDeliveriesRecheck(t *testing.T) {
 	tests := []struct {
 		name     string
 		dl       gateway.Delivery
-		want     string
+		want     outbox.Status
 		handling string
 	}{
-		{"red released to a named person", stored("red", gateway.TLPRed, "person:ciso@x.example", gateway.ChannelEmail, "ciso@x.example", "released by admin:alice"), "delivered", ""},
-		{"red to a person without a release", stored("red", gateway.TLPRed, "person:ciso@x.example", gateway.ChannelEmail, "ciso@x.example", "sector"), "dead", ""},
-		{"red released to a constituent's webhook", stored("red", gateway.TLPRed, "a", gateway.ChannelWebhook, "https://a.example/hook", "released by admin:alice"), "dead", ""},
-		{"amber+strict released to a constituent", stored("strict", gateway.TLPAmberStrict, "a", gateway.ChannelWebhook, "https://a.example/hook", "released by admin:bob"), "delivered", "recipient organisation only"},
+		{"red released to a named person", stored("red", gateway.TLPRed, "person:ciso@x.example", gateway.ChannelEmail, "ciso@x.example", "released by admin:alice"), outbox.StatusDelivered, ""},
+		{"red to a person without a release", stored("red", gateway.TLPRed, "person:ciso@x.example", gateway.ChannelEmail, "ciso@x.example", "sector"), outbox.StatusDead, ""},
+		{"red released to a constituent's webhook", stored("red", gateway.TLPRed, "a", gateway.ChannelWebhook, "https://a.example/hook", "released by admin:alice"), outbox.StatusDead, ""},
+		{"amber+strict released to a constituent", stored("strict", gateway.TLPAmberStrict, "a", gateway.ChannelWebhook, "https://a.example/hook", "released by admin:bob"), outbox.StatusDelivered, "recipient organisation only"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -161,10 +162,10 @@ func TestReleasedDeliveriesRecheck(t *testing.T) {
 			if res.Status() != tt.want {
 				t.Fatalf("status %s (%v), want %s", res.Status(), res.Err(), tt.want)
 			}
-			if tt.want == "delivered" && (len(s.handling) != 1 || s.handling[0] != tt.handling) {
+			if tt.want == outbox.StatusDelivered && (len(s.handling) != 1 || s.handling[0] != tt.handling) {
 				t.Fatalf("sent with handling %q, want [%q]", s.handling, tt.handling)
 			}
-			if tt.want != "delivered" && len(s.handling) != 0 {
+			if tt.want != outbox.StatusDelivered && len(s.handling) != 0 {
 				t.Fatal("the sink was called although the release rules deny")
 			}
 		})

@@ -260,7 +260,7 @@ func TestRetryBacksOffWithFloor(t *testing.T) {
 	if len(outs) != 3 {
 		t.Fatalf("outcomes %+v, want 3", outs)
 	}
-	for i, st := range []string{outbox.StatusRetry, outbox.StatusRetry, outbox.StatusDelivered} {
+	for i, st := range []outbox.Status{outbox.StatusRetry, outbox.StatusRetry, outbox.StatusDelivered} {
 		if outs[i].Status != st || outs[i].Attempt != i+1 {
 			t.Errorf("outcome %d: %s attempt %d, want %s attempt %d", i, outs[i].Status, outs[i].Attempt, st, i+1)
 		}
@@ -313,7 +313,7 @@ func TestDeferKeepsAttemptAndNeverDies(t *testing.T) {
 		}
 	}
 	outs := rec.outcomesFor(d.ID)
-	for i, st := range []string{outbox.StatusDeferred, outbox.StatusDeferred, outbox.StatusDeferred, outbox.StatusDelivered} {
+	for i, st := range []outbox.Status{outbox.StatusDeferred, outbox.StatusDeferred, outbox.StatusDeferred, outbox.StatusDelivered} {
 		if i >= len(outs) || outs[i].Status != st {
 			t.Fatalf("outcomes %+v, want 3 deferred then delivered", outs)
 		}
