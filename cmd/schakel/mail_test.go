@@ -411,7 +411,7 @@ func TestAcceptanceMailDigestUnderLimit(t *testing.T) {
 	}
 	var held int
 	eventually(t, "the deferred deliveries held for a digest", 5*time.Second, func() bool {
-		held, err = probe.Holding(context.Background(), "d", to)
+		held, err = probe.Holding(context.Background(), gateway.ConstituentRecipient("d"), to)
 		return err != nil || held == 20 || held == 0
 	})
 	if held != 20 {

@@ -47,7 +47,7 @@ type held struct {
 type targetKeys struct{ hold, done, lock string }
 
 func (g *digests) keys(d gateway.Delivery) targetKeys {
-	sum := sha256.Sum256([]byte(d.Recipient + "\x00" + d.Target))
+	sum := sha256.Sum256([]byte(d.Recipient.String() + "\x00" + d.Target))
 	base := g.prefix + ":mail:{t" + hex.EncodeToString(sum[:12]) + "}:"
 	return targetKeys{hold: base + "hold", done: base + "done", lock: base + "lock"}
 }

@@ -169,8 +169,8 @@ func (s *Sink) Digested(ctx context.Context, d gateway.Delivery) (bool, error) {
 }
 
 // Holding counts the deliveries waiting for the next message to target
-// (the e-mail address) of recipient (constituent id, "list:…", "person:…").
-func (s *Sink) Holding(ctx context.Context, recipient, target string) (int, error) {
+// (the e-mail address) of recipient.
+func (s *Sink) Holding(ctx context.Context, recipient gateway.Recipient, target string) (int, error) {
 	if s.digests == nil {
 		return 0, nil
 	}
@@ -282,7 +282,7 @@ func (s *Sink) envelope(d gateway.Delivery, to string) mailmap.Envelope {
 	if s.signer != nil {
 		e.Sign = s.signer.Sign
 	}
-	if strings.HasPrefix(d.Recipient, "list:") {
+	if d.Recipient.Kind == gateway.RecipientList {
 		e.ListID = listID(to)
 		e.ListUnsubscribe = "mailto:" + s.from + "?subject=unsubscribe%20" + to
 	}
@@ -333,8 +333,9 @@ func targetAddress(d gateway.Delivery) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("delivery %s target: %w", d.ID, err)
 	}
-	for _, p := range []string{"list:", "person:"} {
-		if rest, ok := strings.CutPrefix(d.Recipient, p); ok && !strings.EqualFold(rest, to) {
+	switch d.Recipient.Kind {
+	case gateway.RecipientList, gateway.RecipientPerson:
+		if !strings.EqualFold(d.Recipient.ID, to) {
 			return "", fmt.Errorf("delivery %s: target %s is not the address its recipient %s names", d.ID, to, d.Recipient)
 		}
 	}

@@ -30,9 +30,10 @@ func testEvent(id string, tlp gateway.TLP, title string) *gateway.Event {
 }
 
 func delivery(ev *gateway.Event, recipient, target string) gateway.Delivery {
+	r := gateway.ParseRecipient(recipient)
 	return gateway.Delivery{
-		ID:      gateway.DeliveryID(ev.ID, ev.Version(), recipient, gateway.ChannelEmail, target),
-		EventID: ev.ID, Version: ev.Version(), Recipient: recipient, Channel: gateway.ChannelEmail,
+		ID:      gateway.DeliveryID(ev.ID, ev.Version(), r, gateway.ChannelEmail, target),
+		EventID: ev.ID, Version: ev.Version(), Recipient: r, Channel: gateway.ChannelEmail,
 		Target: target, TLP: ev.TLP, Created: time.Now().UTC(),
 	}
 }

@@ -190,7 +190,7 @@ func TestSinkPushesToConstituentMISP(t *testing.T) {
 	con := &gateway.Constituent{ID: "x", MISPPush: &gateway.MISPPush{URL: proxy.srv.URL, Key: their.keySrc}}
 	ctx := context.Background()
 	e := ev(uuidN(42), gateway.KindIntel, gateway.TLPGreen, t0, "203.0.113.42")
-	d := gateway.Delivery{ID: "dlv_1", EventID: e.ID, Recipient: "x", Channel: gateway.ChannelMISPPush, Target: proxy.srv.URL}
+	d := gateway.Delivery{ID: "dlv_1", EventID: e.ID, Recipient: gateway.ConstituentRecipient("x"), Channel: gateway.ChannelMISPPush, Target: proxy.srv.URL}
 	if err := sink.Deliver(ctx, d, con, e, ""); err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/gateway/httpapi"
+	"github.com/schakel/schakel/gateway/policy"
 	"github.com/schakel/schakel/gateway/store"
 	"github.com/schakel/schakel/gateway/views"
 	mispmap "github.com/schakel/schakel/mappings/misp"
@@ -351,13 +352,11 @@ func (s *Server) postTest(c *fiber.Ctx) error {
 }
 
 // syncRules lists what a pull rule can filter on here: Schakel's org and
-// the TLP tags.
+// the TLP tags this view can ever serve.
 func (s *Server) syncRules(c *fiber.Ctx) error {
 	var tags []string
-	for _, t := range gateway.TLPs {
-		if t != gateway.TLPRed {
-			tags = append(tags, t.MachineTag())
-		}
+	for _, t := range policy.PullTLPs(gateway.ChannelMISPPull) {
+		tags = append(tags, t.MachineTag())
 	}
 	return c.JSON(fiber.Map{"organisations": []string{s.o.Org.Name}, "tags": tags})
 }

@@ -106,7 +106,7 @@ func TestPayloadThroughReceiver(t *testing.T) {
 	rcv := webhooktest.New(t, "")
 	ev := testEvent()
 	ev.Priority = gateway.PriorityCritical
-	id := gateway.DeliveryID(ev.ID, ev.Version(), "gemeente-utrecht", gateway.ChannelWebhook, rcv.URL)
+	id := gateway.DeliveryID(ev.ID, ev.Version(), gateway.ConstituentRecipient("gemeente-utrecht"), gateway.ChannelWebhook, rcv.URL)
 	body, err := webhook.Payload(id, ev)
 	if err != nil {
 		t.Fatal(err)

@@ -21,8 +21,8 @@ func TestSinkDeliver(t *testing.T) {
 	ev.TLP = gateway.TLPAmberStrict
 	delivery := func(target string) gateway.Delivery {
 		return gateway.Delivery{
-			ID:      gateway.DeliveryID(ev.ID, ev.Version(), c.ID, gateway.ChannelWebhook, target),
-			EventID: ev.ID, Version: ev.Version(), Recipient: c.ID, Channel: gateway.ChannelWebhook, Target: target,
+			ID:      gateway.DeliveryID(ev.ID, ev.Version(), gateway.ConstituentRecipient(c.ID), gateway.ChannelWebhook, target),
+			EventID: ev.ID, Version: ev.Version(), Recipient: gateway.ConstituentRecipient(c.ID), Channel: gateway.ChannelWebhook, Target: target,
 		}
 	}
 	sink := webhook.NewSink(webhook.NewSender(webhook.SenderOptions{}))

@@ -449,7 +449,7 @@ func TestReleaseNeedsConfirmationAndIsAudited(t *testing.T) {
 func (f *fixture) deadLetter(id string) {
 	f.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	d := gateway.Delivery{ID: id, EventID: "ev-" + id, Version: "v1", Recipient: "acme", Channel: gateway.ChannelWebhook,
+	d := gateway.Delivery{ID: id, EventID: "ev-" + id, Version: "v1", Recipient: gateway.ConstituentRecipient("acme"), Channel: gateway.ChannelWebhook,
 		Target: "https://hooks.acme.example/x", TLP: gateway.TLPAmber, Rule: "owner"}
 	if err := f.ob.Enqueue(ctx, d); err != nil {
 		f.t.Fatal(err)

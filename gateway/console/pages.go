@@ -25,15 +25,16 @@ import (
 	"github.com/schakel/schakel/gateway/store"
 )
 
+// tlpClass is the style each label is shown in.
+var tlpClass = map[gateway.TLP]string{
+	gateway.TLPRed: "tlp-red", gateway.TLPAmberStrict: "tlp-amber", gateway.TLPAmber: "tlp-amber",
+	gateway.TLPGreen: "tlp-green", gateway.TLPClear: "tlp-clear",
+}
+
 var funcs = template.FuncMap{
 	"tlpclass": func(t gateway.TLP) string {
-		switch t {
-		case gateway.TLPRed:
-			return "tlp-red"
-		case gateway.TLPAmber, gateway.TLPAmberStrict:
-			return "tlp-amber"
-		case gateway.TLPGreen:
-			return "tlp-green"
+		if c, ok := tlpClass[t]; ok {
+			return c
 		}
 		return "tlp-clear"
 	},
@@ -464,7 +465,7 @@ func (c *Console) retry(ctx *fiber.Ctx) error {
 		return c.fail(ctx, fiber.StatusServiceUnavailable, err)
 	}
 	c.audit(ctx.UserContext(), audit.Record{Actor: sessionOf(ctx).Actor, Action: "deadletter.retry", EventID: d.EventID, Version: d.Version,
-		DeliveryID: d.ID, Recipient: d.Recipient, Channel: d.Channel, TLP: d.TLP})
+		DeliveryID: d.ID, Recipient: d.Recipient.String(), Channel: d.Channel, TLP: d.TLP})
 	return ctx.Redirect(Base+"/dead-letters?retried="+url.QueryEscape(d.ID), fiber.StatusSeeOther)
 }
 
@@ -483,7 +484,7 @@ func (c *Console) discard(ctx *fiber.Ctx) error {
 		return c.fail(ctx, fiber.StatusServiceUnavailable, err)
 	}
 	c.audit(ctx.UserContext(), audit.Record{Actor: sessionOf(ctx).Actor, Action: "deadletter.discarded", EventID: d.EventID, Version: d.Version,
-		DeliveryID: d.ID, Recipient: d.Recipient, Channel: d.Channel, TLP: d.TLP})
+		DeliveryID: d.ID, Recipient: d.Recipient.String(), Channel: d.Channel, TLP: d.TLP})
 	return ctx.Redirect(Base+"/dead-letters?discarded="+url.QueryEscape(d.ID), fiber.StatusSeeOther)
 }
 

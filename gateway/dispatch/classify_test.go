@@ -51,7 +51,7 @@ func TestSinkErrorsAreClassifiedOnce(t *testing.T) {
 			dl := notification(t, st, fmt.Sprintf("c%d", i), gateway.PriorityNormal)
 			dl.Channel = tt.ch
 			res := d.Handler(tt.ch, failing{tt.err})(t.Context(), dl)
-			if res.Status() != tt.want || res.After() != tt.wantAfter {
+			if string(res.Status()) != tt.want || res.After() != tt.wantAfter {
 				t.Errorf("%v → %s after %s, want %s after %s", tt.err, res.Status(), res.After(), tt.want, tt.wantAfter)
 			}
 		})

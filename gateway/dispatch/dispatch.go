@@ -233,7 +233,7 @@ func (d *Dispatcher) Handler(ch gateway.Channel, sink Sink) outbox.Handler {
 			return policy.ProjectAudience(ev)
 		}
 		if lim := d.limitFor(ch, c); lim.Rate > 0 {
-			key := string(ch) + ":" + dl.Recipient + ":" + dl.Target
+			key := string(ch) + ":" + dl.Recipient.String() + ":" + dl.Target
 			dec, err := d.limiter.Allow(ctx, key, lim)
 			if err != nil {
 				return outbox.Retry(fmt.Errorf("rate limiter: %w", err), 0)
@@ -274,12 +274,11 @@ func (d *Dispatcher) Handler(ch gateway.Channel, sink Sink) outbox.Handler {
 
 // authorise re-applies the policy at send time: a delivery routed before a
 // registry change must not go out if the policy no longer allows it. Deliveries
-// an admin released are honoured as released (they were checked then).
+// an admin released are held to the release rules, not the table.
 func (d *Dispatcher) authorise(a *policy.Assessment, snap *registry.Snapshot, dl gateway.Delivery) (*gateway.Constituent, policy.Decision, error) {
 	ev := a.Event()
-	released := strings.HasPrefix(dl.Rule, "released by ")
-	switch {
-	case strings.HasPrefix(dl.Recipient, "list:"):
+	switch dl.Recipient.Kind {
+	case gateway.RecipientList:
 		audience, ok := d.lists[dl.Target]
 		if !ok {
 			return nil, policy.Decision{}, fmt.Errorf("mailing list %s is no longer configured", dl.Target)
@@ -288,23 +287,27 @@ func (d *Dispatcher) authorise(a *policy.Assessment, snap *registry.Snapshot, dl
 			return nil, dec, nil
 		}
 		return nil, policy.Decision{}, fmt.Errorf("policy now denies %s to list %s", ev.TLP.Label(), dl.Target)
-	case strings.HasPrefix(dl.Recipient, "person:"):
-		if !released || dl.Channel != gateway.ChannelEmail {
-			return nil, policy.Decision{}, errors.New("a named-person delivery must be an admin release by e-mail")
+	case gateway.RecipientPerson:
+		if !dl.Released {
+			return nil, policy.Decision{}, errors.New("a named-person delivery must be an admin release")
 		}
-		return nil, policy.Decision{Channel: dl.Channel, Verdict: policy.Deliver, Rule: dl.Rule}, nil
+		dec := policy.DecideRelease(ev, dl.Recipient, dl.Channel)
+		if dec.Verdict != policy.Deliver {
+			return nil, dec, fmt.Errorf("policy denies the release: %s", dec.Rule)
+		}
+		return nil, dec, nil
+	case gateway.RecipientConstituent:
+	default:
+		return nil, policy.Decision{}, fmt.Errorf("no channel delivers to a recipient of kind %q", dl.Recipient.Kind)
 	}
-	c, ok := snap.Get(dl.Recipient)
+	c, ok := snap.Get(dl.Recipient.ID)
 	if !ok {
-		return nil, policy.Decision{}, fmt.Errorf("constituent %q is no longer registered", dl.Recipient)
+		return nil, policy.Decision{}, fmt.Errorf("constituent %q is no longer registered", dl.Recipient.ID)
 	}
-	if released {
-		if ev.TLP == gateway.TLPRed && dl.Channel != gateway.ChannelEmail {
-			return nil, policy.Decision{}, errors.New("TLP:RED is never delivered over " + string(dl.Channel))
-		}
-		dec := policy.Decision{Channel: dl.Channel, Verdict: policy.Deliver, Rule: dl.Rule}
-		if ev.TLP == gateway.TLPAmberStrict {
-			dec.Handling = policy.HandlingStrict
+	if dl.Released {
+		dec := policy.DecideRelease(ev, dl.Recipient, dl.Channel)
+		if dec.Verdict != policy.Deliver {
+			return nil, dec, fmt.Errorf("policy denies the release: %s", dec.Rule)
 		}
 		return c, dec, nil
 	}
@@ -352,8 +355,8 @@ func (d *Dispatcher) limitFor(ch gateway.Channel, c *gateway.Constituent) limit.
 func (d *Dispatcher) OnOutcome(ctx context.Context, dl gateway.Delivery, o outbox.Outcome) {
 	now := time.Now().UTC()
 	st := store.DeliveryState{Delivery: dl, State: stateOf(o.Status), Attempts: o.Attempt, Updated: now}
-	rec := audit.Record{Time: now, Actor: "system", Action: "delivery." + o.Status, EventID: dl.EventID, Version: dl.Version,
-		DeliveryID: dl.ID, Recipient: dl.Recipient, Channel: dl.Channel, TLP: dl.TLP, Rule: dl.Rule, Outcome: o.Status, Attempt: o.Attempt}
+	rec := audit.Record{Time: now, Actor: "system", Action: "delivery." + string(o.Status), EventID: dl.EventID, Version: dl.Version,
+		DeliveryID: dl.ID, Recipient: dl.Recipient.String(), Channel: dl.Channel, TLP: dl.TLP, Rule: dl.Rule, Outcome: string(o.Status), Attempt: o.Attempt}
 	if o.Err != nil {
 		st.LastError = o.Err.Error()
 		rec.Error = o.Err.Error()
@@ -363,15 +366,15 @@ func (d *Dispatcher) OnOutcome(ctx context.Context, dl gateway.Delivery, o outbo
 	}
 	if err := d.submit(ctx, st, rec); err != nil {
 		d.log.WarnContext(ctx, "delivery state or audit record not written", "delivery_id", dl.ID, "status", o.Status, "error", err)
-		if o.Status == "delivered" {
+		if o.Status == outbox.StatusDelivered {
 			d.retrySubmit(ctx, st, rec)
 		}
 	}
-	d.metrics.Deliveries.WithLabelValues(string(dl.Channel), o.Status).Inc()
-	if o.Status == "delivered" && !dl.Created.IsZero() {
+	d.metrics.Deliveries.WithLabelValues(string(dl.Channel), string(o.Status)).Inc()
+	if o.Status == outbox.StatusDelivered && !dl.Created.IsZero() {
 		d.metrics.DeliveryLatency.WithLabelValues(string(dl.Channel)).Observe(now.Sub(dl.Created).Seconds())
 	}
-	if o.Status == "dead" {
+	if o.Status == outbox.StatusDead {
 		d.log.WarnContext(ctx, "delivery dead-lettered", "delivery_id", dl.ID, "channel", dl.Channel, "recipient", dl.Recipient, "error", rec.Error)
 	}
 }
@@ -403,10 +406,17 @@ func (d *Dispatcher) retrySubmit(ctx context.Context, st store.DeliveryState, re
 	d.log.ErrorContext(ctx, "delivered record not written; the audit trail lacks this delivery", "delivery_id", st.Delivery.ID, "recipient", st.Delivery.Recipient)
 }
 
-func stateOf(status string) string {
-	switch status {
-	case "retry":
-		return "retrying"
+// stateOf is the delivery state an attempt's outcome leaves behind.
+func stateOf(s outbox.Status) string {
+	switch s {
+	case outbox.StatusDelivered:
+		return store.StateDelivered
+	case outbox.StatusRetry:
+		return store.StateRetrying
+	case outbox.StatusDeferred:
+		return store.StateDeferred
+	case outbox.StatusDead:
+		return store.StateDead
 	}
-	return status
+	return string(s)
 }

@@ -294,7 +294,7 @@ func (s *Server) retryDead(c *fiber.Ctx) error {
 		return err
 	}
 	s.auditAdmin(c, audit.Record{Action: "deadletter.retry", EventID: d.EventID, Version: d.Version, DeliveryID: d.ID,
-		Recipient: d.Recipient, Channel: d.Channel, TLP: d.TLP})
+		Recipient: d.Recipient.String(), Channel: d.Channel, TLP: d.TLP})
 	return c.JSON(fiber.Map{"status": "requeued", "delivery": d, "attempts_before": strconv.Itoa(d.Attempt)})
 }
 
@@ -306,6 +306,6 @@ func (s *Server) discardDead(c *fiber.Ctx) error {
 		return err
 	}
 	s.auditAdmin(c, audit.Record{Action: "deadletter.discarded", EventID: d.EventID, Version: d.Version, DeliveryID: d.ID,
-		Recipient: d.Recipient, Channel: d.Channel, TLP: d.TLP})
+		Recipient: d.Recipient.String(), Channel: d.Channel, TLP: d.TLP})
 	return c.JSON(fiber.Map{"status": "discarded", "delivery": d})
 }

@@ -58,7 +58,7 @@ func TestResultAccessors(t *testing.T) {
 	until := time.Unix(1_800_000_000, 0)
 	tests := []struct {
 		r      Result
-		status string
+		status Status
 		err    error
 		after  time.Duration
 		until  time.Time
@@ -73,6 +73,17 @@ func TestResultAccessors(t *testing.T) {
 		if tt.r.Status() != tt.status || tt.r.Err() != tt.err || tt.r.After() != tt.after || !tt.r.Until().Equal(tt.until) {
 			t.Errorf("%+v: got (%q, %v, %s, %s), want (%q, %v, %s, %s)", tt.r,
 				tt.r.Status(), tt.r.Err(), tt.r.After(), tt.r.Until(), tt.status, tt.err, tt.after, tt.until)
+		}
+	}
+}
+
+// The status words are written to audit records ("delivery.<status>"),
+// delivery states and metrics labels: renaming one breaks dashboards and
+// stored history.
+func TestStatusWords(t *testing.T) {
+	for st, want := range map[Status]string{StatusDelivered: "delivered", StatusRetry: "retry", StatusDeferred: "deferred", StatusDead: "dead"} {
+		if string(st) != want {
+			t.Errorf("status %q, want %q", st, want)
 		}
 	}
 }

@@ -34,12 +34,17 @@ import (
 // group is the consumer group every replica joins.
 const group = "schakel"
 
-// Outcome statuses.
+// Status is what became of an attempt. Its words are also the audit
+// outcome ("delivery.<status>") and the metrics label.
+type Status string
+
+// Outcome statuses. (Delivered, Retry, Defer and Permanent are the Result
+// constructors a handler returns; these name what the outbox then did.)
 const (
-	StatusDelivered = "delivered"
-	StatusRetry     = "retry"
-	StatusDeferred  = "deferred"
-	StatusDead      = "dead"
+	StatusDelivered Status = "delivered"
+	StatusRetry     Status = "retry"
+	StatusDeferred  Status = "deferred"
+	StatusDead      Status = "dead"
 )
 
 // Options tune an Outbox. Zero values take the defaults named per field.
@@ -59,7 +64,7 @@ type Options struct {
 
 // Outcome is what became of one attempt.
 type Outcome struct {
-	Status   string // delivered|retry|deferred|dead
+	Status   Status
 	Attempt  int
 	Err      error
 	Next     time.Time // when a retried or deferred delivery is due again
@@ -240,7 +245,7 @@ type Handler func(ctx context.Context, d gateway.Delivery) Result
 
 // Status names what r asks for: delivered, retry, deferred or dead ("" for
 // the zero Result). It lets connector tests check how a response maps.
-func (r Result) Status() string {
+func (r Result) Status() Status {
 	switch r.kind {
 	case kindDelivered:
 		return StatusDelivered

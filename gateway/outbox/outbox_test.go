@@ -43,10 +43,10 @@ func delivery(ch gateway.Channel, i int) gateway.Delivery {
 	recipient := fmt.Sprintf("constituent-%d", i)
 	target := "https://hooks.example/" + recipient
 	return gateway.Delivery{
-		ID:        gateway.DeliveryID("ev-1", "v1", recipient, ch, target),
+		ID:        gateway.DeliveryID("ev-1", "v1", gateway.ConstituentRecipient(recipient), ch, target),
 		EventID:   "ev-1",
 		Version:   "v1",
-		Recipient: recipient,
+		Recipient: gateway.ConstituentRecipient(recipient),
 		Channel:   ch,
 		Target:    target,
 		TLP:       gateway.TLP("AMBER"),
@@ -260,7 +260,7 @@ func TestRetryBacksOffWithFloor(t *testing.T) {
 	if len(outs) != 3 {
 		t.Fatalf("outcomes %+v, want 3", outs)
 	}
-	for i, st := range []string{outbox.StatusRetry, outbox.StatusRetry, outbox.StatusDelivered} {
+	for i, st := range []outbox.Status{outbox.StatusRetry, outbox.StatusRetry, outbox.StatusDelivered} {
 		if outs[i].Status != st || outs[i].Attempt != i+1 {
 			t.Errorf("outcome %d: %s attempt %d, want %s attempt %d", i, outs[i].Status, outs[i].Attempt, st, i+1)
 		}
@@ -313,7 +313,7 @@ func TestDeferKeepsAttemptAndNeverDies(t *testing.T) {
 		}
 	}
 	outs := rec.outcomesFor(d.ID)
-	for i, st := range []string{outbox.StatusDeferred, outbox.StatusDeferred, outbox.StatusDeferred, outbox.StatusDelivered} {
+	for i, st := range []outbox.Status{outbox.StatusDeferred, outbox.StatusDeferred, outbox.StatusDeferred, outbox.StatusDelivered} {
 		if i >= len(outs) || outs[i].Status != st {
 			t.Fatalf("outcomes %+v, want 3 deferred then delivered", outs)
 		}
@@ -786,7 +786,7 @@ func TestDiscardDead(t *testing.T) {
 	r := redistest.New(t)
 	o := outbox.New(r.Client, r.Prefix, outbox.Options{})
 	ctx := context.Background()
-	d := gateway.Delivery{ID: "dlv-x", EventID: "e", Version: "v", Recipient: "a", Channel: gateway.ChannelWebhook, TLP: gateway.TLPAmber, Rule: "r"}
+	d := gateway.Delivery{ID: "dlv-x", EventID: "e", Version: "v", Recipient: gateway.ConstituentRecipient("a"), Channel: gateway.ChannelWebhook, TLP: gateway.TLPAmber, Rule: "r"}
 	if err := o.Enqueue(ctx, d); err != nil {
 		t.Fatal(err)
 	}

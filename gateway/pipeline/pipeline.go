@@ -241,11 +241,7 @@ func (p *Pipeline) planRoute(ev *gateway.Event, received time.Time) routing {
 	snap := p.reg.Current()
 	a := policy.Assess(ev, snap)
 	r := routing{snap: snap, a: a, ds: p.plan(a, snap, received)}
-	if !a.Reachable(snap.Constituents) || (ev.TLP == gateway.TLPRed && len(r.ds) == 0) {
-		reason := "the policy lets no recipient receive this event"
-		if ev.TLP == gateway.TLPRed {
-			reason = "TLP:RED with no named person (red: true) reachable by e-mail"
-		}
+	if hold, reason := a.Held(snap.Constituents, len(r.ds)); hold {
 		r.held = &store.HeldItem{EventID: ev.ID, Version: ev.Version(), TLP: ev.TLP, Title: ev.Title, Reason: reason, HeldAt: received}
 	}
 	return r
@@ -294,7 +290,7 @@ func (p *Pipeline) plan(a *policy.Assessment, snap *registry.Snapshot, received 
 	ev := a.Event()
 	version := ev.Version()
 	var ds []gateway.Delivery
-	add := func(recipient string, ch gateway.Channel, target string, d policy.Decision) {
+	add := func(recipient gateway.Recipient, ch gateway.Channel, target string, d policy.Decision) {
 		ds = append(ds, gateway.Delivery{
 			ID: gateway.DeliveryID(ev.ID, version, recipient, ch, target), EventID: ev.ID, Version: version,
 			Recipient: recipient, Channel: ch, Target: target, TLP: ev.TLP, Priority: ev.Priority,
@@ -309,19 +305,19 @@ func (p *Pipeline) plan(a *policy.Assessment, snap *registry.Snapshot, received 
 		if p.cfg.Push[gateway.ChannelWebhook] && len(c.Webhooks) > 0 {
 			if d := a.Decide(c, gateway.ChannelWebhook); d.Verdict == policy.Deliver {
 				for _, w := range c.Webhooks {
-					add(c.ID, gateway.ChannelWebhook, w.URL, d)
+					add(gateway.ConstituentRecipient(c.ID), gateway.ChannelWebhook, w.URL, d)
 				}
 			}
 		}
 		if p.cfg.Push[gateway.ChannelMISPPush] && c.MISPPush != nil {
 			if d := a.Decide(c, gateway.ChannelMISPPush); d.Verdict == policy.Deliver {
-				add(c.ID, gateway.ChannelMISPPush, c.MISPPush.URL, d)
+				add(gateway.ConstituentRecipient(c.ID), gateway.ChannelMISPPush, c.MISPPush.URL, d)
 			}
 		}
 		if p.cfg.Push[gateway.ChannelEmail] {
 			for _, ct := range c.Contacts {
 				if d := a.DecideContact(c, ct); d.Verdict == policy.Deliver {
-					add(c.ID, gateway.ChannelEmail, ct.Email, d)
+					add(gateway.ConstituentRecipient(c.ID), gateway.ChannelEmail, ct.Email, d)
 				}
 			}
 		}
@@ -329,7 +325,7 @@ func (p *Pipeline) plan(a *policy.Assessment, snap *registry.Snapshot, received 
 	if p.cfg.Push[gateway.ChannelEmail] {
 		for _, l := range p.cfg.MailingLists {
 			if d := policy.DecideAudience(ev, l.Audience); d.Verdict == policy.Deliver {
-				add("list:"+l.Address, gateway.ChannelEmail, l.Address, d)
+				add(gateway.ListRecipient(l.Address), gateway.ChannelEmail, l.Address, d)
 			}
 		}
 	}
@@ -372,8 +368,9 @@ func (p *Pipeline) Recover(ctx context.Context, olderThan time.Duration) (int, e
 var ErrRelease = errors.New("release not allowed")
 
 // Release sends a held event to the recipients an admin names, and records it.
-// TLP:RED goes only to named e-mail addresses; other levels may go to named
-// persons or to constituents (their webhooks and MISP push).
+// The policy decides which channels a release may use (TLP:RED goes only to
+// named e-mail addresses; other levels may also go to constituents' webhooks
+// and MISP push).
 func (p *Pipeline) Release(ctx context.Context, eventID, by string, to []gateway.Addressee) (store.HeldItem, int, error) {
 	h, err := p.store.Held(ctx, eventID)
 	if err != nil {
@@ -389,39 +386,54 @@ func (p *Pipeline) Release(ctx context.Context, eventID, by string, to []gateway
 	snap := p.reg.Current()
 	version := ev.Version()
 	now := p.now().UTC()
-	rule := "released by " + by
+	rule := gateway.ReleasedRule(by)
 	var ds []gateway.Delivery
+	add := func(r gateway.Recipient, ch gateway.Channel, target string) {
+		ds = append(ds, gateway.Delivery{ID: gateway.DeliveryID(ev.ID, version, r, ch, target),
+			EventID: ev.ID, Version: version, Recipient: r, Channel: ch, Target: target,
+			TLP: ev.TLP, Priority: ev.Priority, Rule: rule, Released: true, Created: now})
+	}
 	for i, ad := range to {
+		var r gateway.Recipient
 		switch {
 		case ad.Email != "":
-			if !p.cfg.Push[gateway.ChannelEmail] {
-				return store.HeldItem{}, 0, fmt.Errorf("%w: recipients[%d]: the e-mail channel is not configured", ErrRelease, i)
-			}
-			ds = append(ds, gateway.Delivery{ID: gateway.DeliveryID(ev.ID, version, "person:"+ad.Email, gateway.ChannelEmail, ad.Email),
-				EventID: ev.ID, Version: version, Recipient: "person:" + ad.Email, Channel: gateway.ChannelEmail, Target: ad.Email,
-				TLP: ev.TLP, Priority: ev.Priority, Rule: rule, Created: now})
+			r = gateway.PersonRecipient(ad.Email)
 		case ad.Constituent != "":
-			if ev.TLP == gateway.TLPRed {
-				return store.HeldItem{}, 0, fmt.Errorf("%w: recipients[%d]: TLP:RED is released only to named persons by e-mail", ErrRelease, i)
-			}
-			c, ok := snap.Get(ad.Constituent)
-			if !ok {
-				return store.HeldItem{}, 0, fmt.Errorf("%w: recipients[%d].constituent: unknown constituent %q", ErrRelease, i, ad.Constituent)
-			}
-			for _, w := range c.Webhooks {
-				if p.cfg.Push[gateway.ChannelWebhook] {
-					ds = append(ds, gateway.Delivery{ID: gateway.DeliveryID(ev.ID, version, c.ID, gateway.ChannelWebhook, w.URL),
-						EventID: ev.ID, Version: version, Recipient: c.ID, Channel: gateway.ChannelWebhook, Target: w.URL,
-						TLP: ev.TLP, Priority: ev.Priority, Rule: rule, Created: now})
-				}
-			}
-			if c.MISPPush != nil && p.cfg.Push[gateway.ChannelMISPPush] {
-				ds = append(ds, gateway.Delivery{ID: gateway.DeliveryID(ev.ID, version, c.ID, gateway.ChannelMISPPush, c.MISPPush.URL),
-					EventID: ev.ID, Version: version, Recipient: c.ID, Channel: gateway.ChannelMISPPush, Target: c.MISPPush.URL,
-					TLP: ev.TLP, Priority: ev.Priority, Rule: rule, Created: now})
-			}
+			r = gateway.ConstituentRecipient(ad.Constituent)
 		default:
 			return store.HeldItem{}, 0, fmt.Errorf("%w: recipients[%d]: needs email or constituent", ErrRelease, i)
+		}
+		chs, err := policy.ReleaseChannels(ev, r)
+		if err != nil {
+			return store.HeldItem{}, 0, fmt.Errorf("%w: recipients[%d]: %w", ErrRelease, i, err)
+		}
+		if r.Kind == gateway.RecipientPerson {
+			for _, ch := range chs {
+				if !p.cfg.Push[ch] {
+					return store.HeldItem{}, 0, fmt.Errorf("%w: recipients[%d]: the %s channel is not configured", ErrRelease, i, channelName(ch))
+				}
+				add(r, ch, ad.Email)
+			}
+			continue
+		}
+		c, ok := snap.Get(r.ID)
+		if !ok {
+			return store.HeldItem{}, 0, fmt.Errorf("%w: recipients[%d].constituent: unknown constituent %q", ErrRelease, i, ad.Constituent)
+		}
+		for _, ch := range chs {
+			if !p.cfg.Push[ch] {
+				continue
+			}
+			switch ch {
+			case gateway.ChannelWebhook:
+				for _, w := range c.Webhooks {
+					add(r, ch, w.URL)
+				}
+			case gateway.ChannelMISPPush:
+				if c.MISPPush != nil {
+					add(r, ch, c.MISPPush.URL)
+				}
+			}
 		}
 	}
 	if len(ds) == 0 {
@@ -437,10 +449,18 @@ func (p *Pipeline) Release(ctx context.Context, eventID, by string, to []gateway
 	recs := make([]audit.Record, 0, len(ds))
 	for _, d := range ds {
 		recs = append(recs, audit.Record{Time: now, Actor: by, Action: "held.released", EventID: ev.ID, Version: version,
-			DeliveryID: d.ID, Recipient: d.Recipient, Channel: d.Channel, TLP: ev.TLP, Rule: rule})
+			DeliveryID: d.ID, Recipient: d.Recipient.String(), Channel: d.Channel, TLP: ev.TLP, Rule: rule})
 	}
 	if err := p.audit.Append(ctx, recs...); err != nil {
 		return released, len(ds), fmt.Errorf("audit release: %w", err)
 	}
 	return released, len(ds), nil
+}
+
+// channelName is ch as the admin API's messages name it.
+func channelName(ch gateway.Channel) string {
+	if ch == gateway.ChannelEmail {
+		return "e-mail"
+	}
+	return string(ch)
 }

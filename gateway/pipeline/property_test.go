@@ -165,7 +165,7 @@ func TestTLPProperty(t *testing.T) {
 		a := policy.Assess(ev, snap)
 		ds := p.plan(a, snap, ev.Created)
 		for _, d := range ds {
-			if strings.HasPrefix(d.Recipient, "list:") {
+			if d.Recipient.Kind == gateway.RecipientList {
 				okPublic := ev.TLP == gateway.TLPClear
 				okCommunity := ev.TLP == gateway.TLPClear || ev.TLP == gateway.TLPGreen
 				if ev.Kind == gateway.KindNotification ||
@@ -174,7 +174,7 @@ func TestTLPProperty(t *testing.T) {
 				}
 				continue
 			}
-			c, _ := snap.Get(d.Recipient)
+			c, _ := snap.Get(d.Recipient.ID)
 			if !oracleAllows(cs, ev, c, d.Channel, d.Target) {
 				t.Fatalf("iter %d: delivery exceeds §4: %s %s to %s over %s (%s); event %+v", iter, ev.TLP, ev.Kind, d.Recipient, d.Channel, d.Rule, ev)
 			}

@@ -363,3 +363,31 @@ func (a *Assessment) Reachable(cs []gateway.Constituent) bool {
 	}
 	return false
 }
+
+// Held reports whether routing must hold the event for the analysts, and why:
+// the table lets nobody receive it, or it is TLP:RED and routing made no
+// delivery (deliveries counts them), which means no named person marked red
+// is reachable over a configured channel.
+func (a *Assessment) Held(cs []gateway.Constituent, deliveries int) (bool, string) {
+	red := a.ev.TLP == gateway.TLPRed
+	if a.Reachable(cs) && (!red || deliveries > 0) {
+		return false, ""
+	}
+	if red {
+		return true, "TLP:RED with no named person (red: true) reachable by e-mail"
+	}
+	return true, "the policy lets no recipient receive this event"
+}
+
+// PullTLPs lists the labels that some constituent may ever be shown over the
+// pull channel ch, from least to most strict: what a pull view can offer as
+// a filter.
+func PullTLPs(ch gateway.Channel) []gateway.TLP {
+	var out []gateway.TLP
+	for _, t := range gateway.TLPs {
+		if decideTable(t, ConcernAddressed, ch).Verdict == Deliver {
+			out = append(out, t)
+		}
+	}
+	return out
+}

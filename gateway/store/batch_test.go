@@ -81,7 +81,7 @@ func routedBatch(s *Store, ev *gateway.Event, stream string, ids ...string) *Bat
 	b.Enqueue(streamWrites{key: s.key(stream), ids: ids})
 	var ds []gateway.Delivery
 	for _, id := range ids {
-		ds = append(ds, gateway.Delivery{ID: id, EventID: ev.ID, Version: ev.Version(), Recipient: "c1", Channel: gateway.ChannelWebhook})
+		ds = append(ds, gateway.Delivery{ID: id, EventID: ev.ID, Version: ev.Version(), Recipient: gateway.ConstituentRecipient("c1"), Channel: gateway.ChannelWebhook})
 	}
 	b.Deliveries(ds)
 	return b

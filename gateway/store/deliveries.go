@@ -70,7 +70,7 @@ func (s *Store) QueueDeliveryStates(ctx context.Context, pipe redis.Pipeliner, s
 		if st.Delivery.EventID == "" {
 			v.Add(at+"/delivery/event_id", "is required")
 		}
-		if st.Delivery.Recipient == "" {
+		if st.Delivery.Recipient.IsZero() {
 			v.Add(at+"/delivery/recipient", "is required")
 		}
 		if !validState(st.State) {
@@ -100,7 +100,7 @@ func (s *Store) QueueDeliveryStates(ctx context.Context, pipe redis.Pipeliner, s
 		} else {
 			pipe.HSet(ctx, s.eventKey(d.EventID, "dlv"), d.ID, blob)
 		}
-		pipe.SAdd(ctx, s.key("recipient", d.Recipient, "events"), d.EventID)
+		pipe.SAdd(ctx, s.key("recipient", d.Recipient.String(), "events"), d.EventID)
 	}
 	return nil
 }
@@ -134,7 +134,7 @@ func (s *Store) Deliveries(ctx context.Context, eventID, recipient string) ([]De
 			if err := json.Unmarshal([]byte(blob), &st); err != nil {
 				return nil, fmt.Errorf("decode delivery %s: %w", id, err)
 			}
-			if recipient != "" && st.Delivery.Recipient != recipient {
+			if recipient != "" && st.Delivery.Recipient.String() != recipient {
 				continue
 			}
 			out = append(out, st)

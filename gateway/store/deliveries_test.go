@@ -13,8 +13,8 @@ func TestDeliveryStates(t *testing.T) {
 	s, _, clk := newStore(t)
 	dlv := func(event, recipient string, ch gateway.Channel) gateway.Delivery {
 		return gateway.Delivery{
-			ID: gateway.DeliveryID(event, "v1", recipient, ch, ""), EventID: event, Version: "v1",
-			Recipient: recipient, Channel: ch, TLP: gateway.TLPAmber, Rule: "sector",
+			ID: gateway.DeliveryID(event, "v1", gateway.ConstituentRecipient(recipient), ch, ""), EventID: event, Version: "v1",
+			Recipient: gateway.ConstituentRecipient(recipient), Channel: ch, TLP: gateway.TLPAmber, Rule: "sector",
 		}
 	}
 	a1 := dlv("e1", "utrecht", gateway.ChannelWebhook)

@@ -122,11 +122,15 @@ func (s *Store) DeleteEvent(ctx context.Context, id string, cutoff time.Time) (b
 	seen := map[string]bool{}
 	for _, blob := range states {
 		var st DeliveryState
-		if json.Unmarshal([]byte(blob), &st) != nil || st.Delivery.Recipient == "" || seen[st.Delivery.Recipient] {
+		if json.Unmarshal([]byte(blob), &st) != nil {
 			continue
 		}
-		seen[st.Delivery.Recipient] = true
-		pipe.SRem(ctx, s.key("recipient", st.Delivery.Recipient, "events"), id)
+		r := st.Delivery.Recipient.String()
+		if r == "" || seen[r] {
+			continue
+		}
+		seen[r] = true
+		pipe.SRem(ctx, s.key("recipient", r, "events"), id)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return deleted, fmt.Errorf("unindex deleted event %s: %w", id, err)
