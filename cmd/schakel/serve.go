@@ -169,7 +169,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway,
 	g.Metrics, g.Limiter = m, limiter
 
 	// Connectors declare their channels, parsers, routes and workers.
-	w := &wiring{sinks: map[gateway.Channel]dispatch.Sink{}, parsers: map[string]httpapi.Parser{}}
+	w := &wiring{sinks: map[gateway.Channel]dispatch.Sink{}}
 	for _, setup := range connectors {
 		if err := setup(ctx, g, cfg, w); err != nil {
 			g.Close()
@@ -188,12 +188,12 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway,
 
 	var sources []httpapi.SourceConfig
 	for _, s := range cfg.Sources {
-		sources = append(sources, httpapi.SourceConfig{Name: s.Name, Type: s.Type, DefaultTLP: s.DefaultTLP, Format: s.Format, Secret: s.Secret})
+		sources = append(sources, httpapi.SourceConfig{Name: s.Name, Type: s.Type, DefaultTLP: s.DefaultTLP, Format: s.Format})
 	}
 	g.HTTP = httpapi.New(httpapi.Options{
 		Redis: g.rdb, Store: g.Store, Audit: g.Audit, Outbox: g.Outbox, Pipeline: g.Pipeline, Registry: reg,
 		Limiter: leasing, Metrics: m, Gatherer: promReg, Log: log, AdminKeys: cfg.Admin.Keys, Sources: sources,
-		Destinations: pol, Parsers: w.parsers, IngestPerMinute: cfg.Limits.IngestPerMinute, AuthFailuresPerMinute: cfg.Limits.AuthFailuresPerMinute, BodyLimit: cfg.HTTP.BodyLimit, ReadTimeout: cfg.HTTP.ReadTimeout.Duration,
+		Destinations: pol, IngestPerMinute: cfg.Limits.IngestPerMinute, AuthFailuresPerMinute: cfg.Limits.AuthFailuresPerMinute, BodyLimit: cfg.HTTP.BodyLimit, ReadTimeout: cfg.HTTP.ReadTimeout.Duration,
 	})
 	for _, mount := range w.mounts {
 		g.HTTP.Mount(mount)

@@ -75,7 +75,7 @@ func (s *Server) getConstituent(c *fiber.Ctx) error {
 }
 
 func (s *Server) putConstituent(c *fiber.Ctx) error {
-	if err := requireJSON(c); err != nil {
+	if err := RequireJSON(c); err != nil {
 		return err
 	}
 	id := c.Params("id")
