@@ -271,7 +271,7 @@ func Parse(data []byte, dir string) (*Config, error) {
 	p := &parser{root: root, doc: doc, origin: map[string]string{}, failed: map[string]bool{}, errs: errs}
 	p.applyEnv(os.LookupEnv, os.Environ())
 	for _, e := range schemas.Validate(schemas.Config, p.doc) {
-		p.fail(e.Pointer, nil, "%s", e.Message)
+		p.fail(e.Field, nil, "%s", e.Message)
 	}
 	p.checkDurations()
 	if len(p.errs) > 0 {
@@ -357,7 +357,7 @@ func (p *parser) decode() (*Config, error) {
 // shape, so an overflow is reported at its field.
 func (p *parser) checkDurations() {
 	for _, ptr := range p.durationPointers() {
-		s, ok := lookup(p.doc, ptr).(string)
+		s, ok := schemas.Lookup(p.doc, ptr).(string)
 		if !ok || p.failed[ptr] {
 			continue
 		}

@@ -58,8 +58,8 @@ func DecodeCanonical(body []byte) (*gateway.Event, error) {
 	ve := &gateway.ValidationError{}
 	seen := map[string]bool{}
 	for _, e := range serrs {
-		ve.Add(e.Pointer, e.Message)
-		seen[e.Pointer] = true
+		ve.Add(e.Field, e.Message)
+		seen[e.Field] = true
 	}
 	if decErr != nil && len(serrs) == 0 {
 		ve.Add("", "body is not a canonical event: "+decErr.Error())
