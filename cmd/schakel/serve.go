@@ -157,7 +157,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway,
 	}
 	disp := dispatch.New(dispatch.Options{
 		Redis: g.rdb, Events: g.Store, States: g.Store, Audit: g.Audit, Reg: reg, Limiter: leasing,
-		Limits: dispatch.Limits{WebhookPerMinute: cfg.Limits.WebhookPerMinute, EmailPerHour: cfg.Limits.EmailPerHour, MISPPushPerMinute: cfg.Limits.MISPPushPerMinute},
+		Limits: cfg.Limits.Limits,
 		Lists:  lists, Metrics: m, Log: log,
 	})
 	g.Outbox = outbox.New(g.rdb, prefix, outbox.Options{
