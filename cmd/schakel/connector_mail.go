@@ -16,7 +16,7 @@ import (
 )
 
 // setupMail wires the mailbox (type: imap) and SMTP (type: smtp) sources and,
-// when channels.email.relay is set, the e-mail channel (issue 5).
+// when channels.email.relay is set, the e-mail channel.
 func setupMail(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) error {
 	opts := mailmap.Options{CSAF: csaf.Decode, MISP: misp.Decode, STIX: stix.Decode}
 	decode := func(data []byte) ([]*gateway.Event, []gateway.FieldError, error) {

@@ -17,7 +17,7 @@ import (
 )
 
 // setupMISP wires the MISP server API and feed, the upstream MISP pollers
-// (sources of type misp with a url) and the misp_push channel (issue 3).
+// (sources of type misp with a url) and the misp_push channel.
 // Every type: misp source is claimed: with a url it is polled; without, its
 // keys may only push in.
 func setupMISP(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) error {
