@@ -49,7 +49,9 @@ type Subscriptions struct {
 	Labels      []string `json:"labels,omitempty" yaml:"labels,omitempty"`
 }
 
-// Limits override the configured per-channel defaults; zero means default.
+// Limits are delivery rates per recipient and channel. The configuration's
+// limits block sets the defaults; a constituent's own override them, where
+// zero means the default.
 type Limits struct {
 	WebhookPerMinute  int `json:"webhook_per_minute,omitempty" yaml:"webhook_per_minute,omitempty"`
 	EmailPerHour      int `json:"email_per_hour,omitempty" yaml:"email_per_hour,omitempty"`

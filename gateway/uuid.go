@@ -34,14 +34,21 @@ func ParseUUID(s string) ([16]byte, bool) {
 // FormatUUID writes u in the canonical lower-case form.
 func FormatUUID(u [16]byte) string {
 	var b [36]byte
-	hex.Encode(b[0:8], u[0:4])
-	b[8] = '-'
-	hex.Encode(b[9:13], u[4:6])
-	b[13] = '-'
-	hex.Encode(b[14:18], u[6:8])
-	b[18] = '-'
-	hex.Encode(b[19:23], u[8:10])
-	b[23] = '-'
-	hex.Encode(b[24:36], u[10:16])
-	return string(b[:])
+	return string(AppendUUID(b[:0], u))
+}
+
+// AppendUUID appends u in the canonical lower-case form to b, for writers
+// that list millions of ids without an allocation each.
+func AppendUUID(b []byte, u [16]byte) []byte {
+	var buf [36]byte
+	hex.Encode(buf[0:8], u[0:4])
+	buf[8] = '-'
+	hex.Encode(buf[9:13], u[4:6])
+	buf[13] = '-'
+	hex.Encode(buf[14:18], u[6:8])
+	buf[18] = '-'
+	hex.Encode(buf[19:23], u[8:10])
+	buf[23] = '-'
+	hex.Encode(buf[24:36], u[10:16])
+	return append(b, buf[:]...)
 }

@@ -17,3 +17,17 @@ func TestUUIDv5(t *testing.T) {
 		}
 	}
 }
+
+func TestFormatUUIDRoundTrip(t *testing.T) {
+	const s = "6ba7b810-9dad-11d1-80b4-00c04fd430c8"
+	u, ok := ParseUUID("6BA7B810-9DAD-11D1-80B4-00C04FD430C8")
+	if !ok {
+		t.Fatal("upper-case form does not parse")
+	}
+	if got := FormatUUID(u); got != s {
+		t.Errorf("FormatUUID = %s, want %s", got, s)
+	}
+	if got := string(AppendUUID([]byte("id:"), u)); got != "id:"+s {
+		t.Errorf("AppendUUID = %s, want id:%s", got, s)
+	}
+}

@@ -20,6 +20,8 @@ import (
 	"sync"
 
 	"github.com/santhosh-tekuri/jsonschema/v5"
+
+	"github.com/schakel/schakel/gateway"
 )
 
 // Name names one embedded schema document.
@@ -39,24 +41,6 @@ const baseURL = "https://github.com/schakel/schakel/schemas/"
 
 //go:embed *.schema.json
 var files embed.FS
-
-// Error is one violation: Pointer is the JSON pointer (RFC 6901) of the
-// offending field in the instance ("/indicators/0/type", "" for the root),
-// Message is human-readable and names the problem. A missing required
-// property is reported at the pointer the property would have, an
-// unexpected one at its own pointer.
-type Error struct {
-	Pointer string `json:"field"`
-	Message string `json:"message"`
-}
-
-// Error renders the violation as "pointer: message".
-func (e Error) Error() string {
-	if e.Pointer == "" {
-		return e.Message
-	}
-	return e.Pointer + ": " + e.Message
-}
 
 // compiled is the state shared by all validations, built on first use.
 type compiled struct {
@@ -122,20 +106,20 @@ func Raw(name Name) []byte {
 }
 
 // ValidateJSON decodes data (numbers kept exact) and validates it. A syntax
-// error is returned as one Error with Pointer "" and the byte offset in the
-// message.
-func ValidateJSON(name Name, data []byte) []Error {
+// error is returned as one FieldError with Field "" and the byte offset in
+// the message.
+func ValidateJSON(name Name, data []byte) []gateway.FieldError {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
-		return []Error{{Message: syntaxMessage(err, dec.InputOffset(), len(data))}}
+		return []gateway.FieldError{{Message: syntaxMessage(err, dec.InputOffset(), len(data))}}
 	}
 	if off := dec.InputOffset(); off >= 0 && off <= int64(len(data)) {
 		rest := data[off:]
 		if trimmed := bytes.TrimLeft(rest, " \t\r\n"); len(trimmed) > 0 {
 			at := off + int64(len(rest)-len(trimmed))
-			return []Error{{Message: fmt.Sprintf("invalid JSON at byte offset %d: unexpected data after the top-level value", at)}}
+			return []gateway.FieldError{{Message: fmt.Sprintf("invalid JSON at byte offset %d: unexpected data after the top-level value", at)}}
 		}
 	}
 	return Validate(name, v)
@@ -158,15 +142,18 @@ func syntaxMessage(err error, offset int64, size int) string {
 // Validate checks v, a value as decoded by encoding/json into any
 // (map[string]any, []any, json.Number or float64, string, bool, nil), and
 // returns every leaf violation, one per distinct pointer and message,
-// sorted by pointer. It returns nil when v is valid.
-func Validate(name Name, v any) []Error {
+// sorted by pointer. It returns nil when v is valid. Each FieldError's Field
+// is the JSON pointer (RFC 6901) of the offending field ("" for the root);
+// a missing required property is reported at the pointer it would have, an
+// unexpected one at its own.
+func Validate(name Name, v any) []gateway.FieldError {
 	st := state()
 	if st.err != nil {
-		return []Error{{Message: "schema unavailable: " + st.err.Error()}}
+		return []gateway.FieldError{{Message: "schema unavailable: " + st.err.Error()}}
 	}
 	s, ok := st.schemas[name]
 	if !ok {
-		return []Error{{Message: fmt.Sprintf("unknown schema %q", string(name))}}
+		return []gateway.FieldError{{Message: fmt.Sprintf("unknown schema %q", string(name))}}
 	}
 	if name == Event {
 		// Refuse an oversized event before validating each of its
@@ -189,21 +176,21 @@ func Validate(name Name, v any) []Error {
 	}
 	var ve *jsonschema.ValidationError
 	if !errors.As(err, &ve) {
-		return []Error{{Message: strings.TrimPrefix(err.Error(), "jsonschema: ")}}
+		return []gateway.FieldError{{Message: strings.TrimPrefix(err.Error(), "jsonschema: ")}}
 	}
-	var out []Error
+	var out []gateway.FieldError
 	st.flatten(ve, v, &out)
 	return sortErrors(out)
 }
 
 // tooMany reports an array at ptr longer than the maxItems at loc.
-func (st *compiled) tooMany(v any, ptr, loc string) []Error {
+func (st *compiled) tooMany(v any, ptr, loc string) []gateway.FieldError {
 	arr, ok := Lookup(v, ptr).([]any)
 	if !ok {
 		return nil
 	}
 	if n := st.intKeyword(loc); n >= 0 && len(arr) > n {
-		return []Error{{ptr, fmt.Sprintf("must have at most %d items", n)}}
+		return []gateway.FieldError{{Field: ptr, Message: fmt.Sprintf("must have at most %d items", n)}}
 	}
 	return nil
 }
@@ -216,24 +203,24 @@ const maxNumberLen = 64
 // types, non-finite floats and malformed or absurdly large json.Numbers.
 // The pointer is built only for a value that fails, so a valid document
 // costs no allocation.
-func checkValues(v any, ptr string, errs []Error) []Error {
+func checkValues(v any, ptr string, errs []gateway.FieldError) []gateway.FieldError {
 	return checkValue(v, func() string { return ptr }, errs)
 }
 
-func checkValue(v any, ptr func() string, errs []Error) []Error {
+func checkValue(v any, ptr func() string, errs []gateway.FieldError) []gateway.FieldError {
 	switch v := v.(type) {
 	case nil, bool, string, int, int8, int32, int64, uint, uint8, uint32, uint64:
 	case float64:
 		if math.IsNaN(v) || math.IsInf(v, 0) {
-			errs = append(errs, Error{ptr(), "number must be finite"})
+			errs = append(errs, gateway.FieldError{Field: ptr(), Message: "number must be finite"})
 		}
 	case float32:
 		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			errs = append(errs, Error{ptr(), "number must be finite"})
+			errs = append(errs, gateway.FieldError{Field: ptr(), Message: "number must be finite"})
 		}
 	case json.Number:
 		if len(v) > maxNumberLen || !validNumber(string(v)) {
-			errs = append(errs, Error{ptr(), "number is malformed or out of range"})
+			errs = append(errs, gateway.FieldError{Field: ptr(), Message: "number is malformed or out of range"})
 		}
 	case map[string]any:
 		for k, e := range v {
@@ -252,7 +239,7 @@ func checkValue(v any, ptr func() string, errs []Error) []Error {
 			errs = checkValue(e, func() string { return ptr() + "/" + strconv.Itoa(i) }, errs)
 		}
 	default:
-		errs = append(errs, Error{ptr(), fmt.Sprintf("unsupported value of Go type %T", v)})
+		errs = append(errs, gateway.FieldError{Field: ptr(), Message: fmt.Sprintf("unsupported value of Go type %T", v)})
 	}
 	return errs
 }
@@ -300,18 +287,18 @@ func validNumber(s string) bool {
 	return i == len(s)
 }
 
-// flatten walks the validator's error tree and appends one Error per leaf,
+// flatten walks the validator's error tree and appends one FieldError per leaf,
 // rewritten into a readable message. Wrapper nodes ("doesn't validate
 // with", "allOf failed", "if-then failed") are dropped. A failed anyOf or
 // oneOf whose schema carries an "errorMessage" is reported once with that
 // message instead of one line per alternative.
-func (st *compiled) flatten(ve *jsonschema.ValidationError, instance any, out *[]Error) {
+func (st *compiled) flatten(ve *jsonschema.ValidationError, instance any, out *[]gateway.FieldError) {
 	kw := lastToken(ve.KeywordLocation)
 	ptr := Pointer(ve.InstanceLocation)
 	if len(ve.Causes) > 0 {
 		if kw == "anyOf" || kw == "oneOf" {
 			if msg, ok := st.errorMessage(ve.AbsoluteKeywordLocation); ok {
-				*out = append(*out, Error{ptr, msg})
+				*out = append(*out, gateway.FieldError{Field: ptr, Message: msg})
 				return
 			}
 		}
@@ -327,25 +314,25 @@ func (st *compiled) flatten(ve *jsonschema.ValidationError, instance any, out *[
 		for _, n := range names {
 			name, _ := n.(string)
 			if _, ok := obj[name]; !ok {
-				*out = append(*out, Error{ptr + "/" + EscapeToken(name), fmt.Sprintf("missing property %q", name)})
+				*out = append(*out, gateway.FieldError{Field: ptr + "/" + EscapeToken(name), Message: fmt.Sprintf("missing property %q", name)})
 			}
 		}
 		return
 	case "additionalProperties":
 		names := quotedNames(ve.Message)
 		if len(names) == 0 {
-			*out = append(*out, Error{ptr, "additional properties are not allowed"})
+			*out = append(*out, gateway.FieldError{Field: ptr, Message: "additional properties are not allowed"})
 		}
 		for _, name := range names {
-			*out = append(*out, Error{ptr + "/" + EscapeToken(name), fmt.Sprintf("additional property %q is not allowed", name)})
+			*out = append(*out, gateway.FieldError{Field: ptr + "/" + EscapeToken(name), Message: fmt.Sprintf("additional property %q is not allowed", name)})
 		}
 		return
 	}
 	if msg, ok := st.errorMessage(ve.AbsoluteKeywordLocation); ok {
-		*out = append(*out, Error{ptr, msg})
+		*out = append(*out, gateway.FieldError{Field: ptr, Message: msg})
 		return
 	}
-	*out = append(*out, Error{ptr, st.message(kw, ve)})
+	*out = append(*out, gateway.FieldError{Field: ptr, Message: st.message(kw, ve)})
 }
 
 // message rewrites the validator's leaf message so that it never echoes the
@@ -549,9 +536,9 @@ func quotedNames(msg string) []string {
 
 // sortErrors orders by pointer (array indexes numerically), then message,
 // and drops duplicates.
-func sortErrors(errs []Error) []Error {
-	slices.SortFunc(errs, func(a, b Error) int {
-		if c := ComparePointers(a.Pointer, b.Pointer); c != 0 {
+func sortErrors(errs []gateway.FieldError) []gateway.FieldError {
+	slices.SortFunc(errs, func(a, b gateway.FieldError) int {
+		if c := ComparePointers(a.Field, b.Field); c != 0 {
 			return c
 		}
 		return strings.Compare(a.Message, b.Message)

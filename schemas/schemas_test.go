@@ -37,18 +37,18 @@ func runCases(t *testing.T, name schemas.Name, cases []schemaCase) {
 				t.Fatalf("got %d errors, want %d:\n%s", len(got), len(tc.want), dump(got))
 			}
 			for i, w := range tc.want {
-				if got[i].Pointer != w.ptr || !strings.Contains(got[i].Message, w.msg) {
-					t.Errorf("error %d = %q %q, want %q containing %q\nall:\n%s", i, got[i].Pointer, got[i].Message, w.ptr, w.msg, dump(got))
+				if got[i].Field != w.ptr || !strings.Contains(got[i].Message, w.msg) {
+					t.Errorf("error %d = %q %q, want %q containing %q\nall:\n%s", i, got[i].Field, got[i].Message, w.ptr, w.msg, dump(got))
 				}
 			}
 		})
 	}
 }
 
-func dump(errs []schemas.Error) string {
+func dump(errs []gateway.FieldError) string {
 	var b strings.Builder
 	for _, e := range errs {
-		fmt.Fprintf(&b, "  %q: %s\n", e.Pointer, e.Message)
+		fmt.Fprintf(&b, "  %q: %s\n", e.Field, e.Message)
 	}
 	return b.String()
 }
@@ -167,7 +167,7 @@ func TestEventMaxIndicators(t *testing.T) {
 	ind := `{"type":"md5","value":"x"}`
 	doc := ev(`"indicators":[` + strings.Repeat(ind+",", 100000) + ind + `]`)
 	got := schemas.ValidateJSON(schemas.Event, []byte(doc))
-	if len(got) != 1 || got[0].Pointer != "/indicators" || !strings.Contains(got[0].Message, "at most 100000 items") {
+	if len(got) != 1 || got[0].Field != "/indicators" || !strings.Contains(got[0].Message, "at most 100000 items") {
 		t.Fatalf("got %v, want one maxItems error on /indicators", got)
 	}
 }
@@ -335,7 +335,7 @@ func TestConfigSchemaArchitectureExample(t *testing.T) {
 	if err := yaml.Unmarshal(bytes.Replace(data, []byte("audience: community"), []byte("audience: members"), 1), &broken); err != nil {
 		t.Fatal(err)
 	}
-	if errs := schemas.Validate(schemas.Config, broken); len(errs) != 1 || errs[0].Pointer != "/mailing_lists/1/audience" {
+	if errs := schemas.Validate(schemas.Config, broken); len(errs) != 1 || errs[0].Field != "/mailing_lists/1/audience" {
 		t.Fatalf("got %v, want one error on /mailing_lists/1/audience", errs)
 	}
 }
@@ -397,7 +397,7 @@ func TestValidateJSONSyntax(t *testing.T) {
 		{"{}\n\tx", "byte offset 4"},
 	} {
 		got := schemas.ValidateJSON(schemas.Event, []byte(tc.doc))
-		if len(got) != 1 || got[0].Pointer != "" || !strings.Contains(got[0].Message, tc.msg) {
+		if len(got) != 1 || got[0].Field != "" || !strings.Contains(got[0].Message, tc.msg) {
 			t.Errorf("ValidateJSON(%q) = %v, want one root error containing %q", tc.doc, got, tc.msg)
 		}
 	}
@@ -425,7 +425,7 @@ func TestValidateHostileValues(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := schemas.Validate(schemas.Event, tc.v)
-			if len(got) != 1 || got[0].Pointer != "/indicators/0/port" || !strings.Contains(got[0].Message, tc.msg) {
+			if len(got) != 1 || got[0].Field != "/indicators/0/port" || !strings.Contains(got[0].Message, tc.msg) {
 				t.Fatalf("got %v, want one error on /indicators/0/port containing %q", got, tc.msg)
 			}
 		})
@@ -452,7 +452,7 @@ func TestPointersEscapedAndOrdered(t *testing.T) {
 	got := schemas.ValidateJSON(schemas.Event, []byte(doc))
 	var ptrs []string
 	for _, e := range got {
-		ptrs = append(ptrs, e.Pointer)
+		ptrs = append(ptrs, e.Field)
 	}
 	want := []string{"/a b", "/a~1b~0c", "/indicators/2/type", "/indicators/10/type"}
 	if !slices.Equal(ptrs, want) {
@@ -504,10 +504,10 @@ func TestRawAndUnknownNames(t *testing.T) {
 }
 
 func TestErrorString(t *testing.T) {
-	if got := (schemas.Error{Pointer: "/kind", Message: "m"}).Error(); got != "/kind: m" {
+	if got := (gateway.FieldError{Field: "/kind", Message: "m"}).Error(); got != "/kind: m" {
 		t.Errorf("got %q", got)
 	}
-	if got := (schemas.Error{Message: "m"}).Error(); got != "m" {
+	if got := (gateway.FieldError{Message: "m"}).Error(); got != "m" {
 		t.Errorf("got %q", got)
 	}
 }
@@ -526,14 +526,14 @@ func FuzzValidateJSON(f *testing.F) {
 		for _, n := range schemas.Names {
 			errs := schemas.ValidateJSON(n, data)
 			for i, e := range errs {
-				if e.Pointer != "" && !strings.HasPrefix(e.Pointer, "/") {
-					t.Fatalf("%s: bad pointer %q", n, e.Pointer)
+				if e.Field != "" && !strings.HasPrefix(e.Field, "/") {
+					t.Fatalf("%s: bad pointer %q", n, e.Field)
 				}
 				if e.Message == "" {
-					t.Fatalf("%s: empty message at %q", n, e.Pointer)
+					t.Fatalf("%s: empty message at %q", n, e.Field)
 				}
-				if i > 0 && schemas.ComparePointers(errs[i-1].Pointer, e.Pointer) > 0 {
-					t.Fatalf("%s: errors not sorted: %q before %q", n, errs[i-1].Pointer, e.Pointer)
+				if i > 0 && schemas.ComparePointers(errs[i-1].Field, e.Field) > 0 {
+					t.Fatalf("%s: errors not sorted: %q before %q", n, errs[i-1].Field, e.Field)
 				}
 			}
 		}

@@ -11,8 +11,8 @@ import (
 	"github.com/schakel/schakel/gateway/policy"
 )
 
-// setupFeeds wires the CSAF provider sources and the CSV feed sources
-// (issue 6): each configured source is checked now, so a bad url, path or
+// setupFeeds wires the CSAF provider sources and the CSV feed sources:
+// each configured source is checked now, so a bad url, path or
 // column map stops start-up, and polled by a worker once the gateway runs.
 func setupFeeds(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) error {
 	for i, s := range cfg.Sources {

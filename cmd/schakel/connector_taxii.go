@@ -12,7 +12,7 @@ import (
 
 // setupTAXII wires the TAXII 2.1 server (/taxii2/: collections public,
 // community, constituent and the inbox) and a poller per source of type
-// taxii (issue 4). A taxii source authenticates with username and
+// taxii. A taxii source authenticates with username and
 // password (HTTP Basic) or, without them, with key as a bearer token.
 func setupTAXII(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) error {
 	// Any configured source's key may post to the inbox; its events are

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 
+	"github.com/gofiber/fiber/v2"
+
 	"github.com/schakel/schakel/connectors/webhook"
 	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/gateway/config"
@@ -19,13 +21,27 @@ func webhookChannel(_ context.Context, g *Gateway, cfg *config.Config, w *wiring
 	return nil
 }
 
-// setupWebhook adds the body formats a signed webhook source may declare
-// besides canonical. Signed webhook ingest (POST /api/v1/ingest/{source})
-// is part of the core API.
+// setupWebhook adds signed-webhook ingest (POST /api/v1/ingest/{source}) for
+// sources of type webhook, with the body formats such a source may declare
+// besides canonical.
 func setupWebhook(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) error {
-	w.parsers["misp"] = parser(misp.Decode)
-	w.parsers["stix"] = parser(stix.Decode)
-	w.parsers["csaf"] = parser(csaf.Decode)
+	var sources []webhook.IngestSource
+	for _, s := range cfg.Sources {
+		if s.Type != "webhook" {
+			continue
+		}
+		w.claim(s.Name)
+		sources = append(sources, webhook.IngestSource{Name: s.Name, DefaultTLP: s.DefaultTLP, Format: s.Format, Secret: s.Secret})
+	}
+	parsers := map[string]webhook.Parser{
+		"misp": parser(misp.Decode),
+		"stix": parser(stix.Decode),
+		"csaf": parser(csaf.Decode),
+	}
+	ingest := webhook.NewIngest(webhook.IngestOptions{
+		Ingest: g.Pipeline, Sources: sources, Parsers: parsers, Metrics: g.Metrics, BodyLimit: cfg.HTTP.BodyLimit,
+	})
+	w.mounts = append(w.mounts, func(app *fiber.App, auth *httpapi.Auth) { ingest.Mount(app, auth) })
 	return nil
 }
 
@@ -33,7 +49,7 @@ func setupWebhook(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) 
 // problems in some parts is still ingested (the problems are logged by the
 // pipeline's indicator checks); one that cannot be read at all is refused
 // with the fields named.
-func parser(decode func([]byte) ([]*gateway.Event, []gateway.FieldError, error)) httpapi.Parser {
+func parser(decode func([]byte) ([]*gateway.Event, []gateway.FieldError, error)) webhook.Parser {
 	return func(body []byte) ([]*gateway.Event, error) {
 		evs, problems, err := decode(body)
 		if err != nil {

@@ -19,8 +19,6 @@ import (
 type wiring struct {
 	// sinks are push channels; routing creates deliveries only for these.
 	sinks map[gateway.Channel]dispatch.Sink
-	// parsers map webhook source formats (misp, stix, csaf) to canonical events.
-	parsers map[string]httpapi.Parser
 	// mounts add HTTP routes (pull views, push-in endpoints) to the one app.
 	mounts []func(app *fiber.App, auth *httpapi.Auth)
 	// runners work until shutdown, started once everything is wired
@@ -60,8 +58,8 @@ func (w *wiring) claim(name string) {
 // connector runs.
 func (w *wiring) unclaimed(cfg *config.Config) error {
 	for i, s := range cfg.Sources {
-		if s.Type == "api" || s.Type == "webhook" || w.claimed[s.Name] {
-			continue // api and webhook sources are served by the core API
+		if s.Type == "api" || w.claimed[s.Name] {
+			continue // api sources are served by the core API
 		}
 		return fmt.Errorf("sources[%d] (%s): type %s is not supported by this build yet", i, s.Name, s.Type)
 	}

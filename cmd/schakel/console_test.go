@@ -62,8 +62,8 @@ outbox: {reclaim_idle: 3s, base_backoff: 100ms, max_backoff: 500ms}
 `, r.URL, r.Prefix, relay.Addr))
 }
 
-// TestAcceptanceConsoleInBrowser is issue 8's acceptance test: an analyst
-// drives the console in headless Chromium.
+// TestAcceptanceConsoleInBrowser: an analyst drives the console in
+// headless Chromium.
 func TestAcceptanceConsoleInBrowser(t *testing.T) {
 	bin := chromiumPath()
 	if bin == "" {

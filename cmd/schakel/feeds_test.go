@@ -179,8 +179,8 @@ func refs(evs []webhooktest.Received) []string {
 	return out
 }
 
-// TestAcceptanceCSAFProvider: issue 6's first acceptance bullet, against a
-// provider built from the shared fixtures.
+// TestAcceptanceCSAFProvider polls a provider built from the shared
+// fixtures, plus a tampered and a TLP:RED advisory, end to end.
 func TestAcceptanceCSAFProvider(t *testing.T) {
 	f := newFeeds(t, feedsOpts{})
 	for _, name := range csafFixtures {
@@ -298,8 +298,8 @@ func (f *feeds) dropReport(name string, data []byte) {
 	}
 }
 
-// TestAcceptanceShadowserverCSV: issue 6's second acceptance bullet, with
-// each shared Shadowserver CSV.
+// TestAcceptanceShadowserverCSV: Shadowserver reports become notifications
+// for the owning constituents, with each shared Shadowserver CSV.
 func TestAcceptanceShadowserverCSV(t *testing.T) {
 	f := newFeeds(t, feedsOpts{})
 	reports := []struct {
@@ -388,9 +388,9 @@ func TestAcceptanceShadowserverCSV(t *testing.T) {
 	}
 }
 
-// TestAcceptanceCriticalBypassesExhaustedLimit: issue 6's third bullet. a
-// may receive one webhook a minute; with that used up and more warnings
-// waiting, the critical NCSC advisory still reaches it at once.
+// TestAcceptanceCriticalBypassesExhaustedLimit: constituent a may receive one
+// webhook a minute; with that used up and more warnings waiting, the critical
+// NCSC advisory still reaches it at once.
 func TestAcceptanceCriticalBypassesExhaustedLimit(t *testing.T) {
 	f := newFeeds(t, feedsOpts{limitA: 1})
 	for i := range 4 {

@@ -161,7 +161,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 	}
 	disp := dispatch.New(dispatch.Options{
 		Redis: g.rdb, Events: g.Store, States: g.Store, Audit: g.Audit, Reg: reg, Limiter: leasing,
-		Limits: dispatch.Limits{WebhookPerMinute: cfg.Limits.WebhookPerMinute, EmailPerHour: cfg.Limits.EmailPerHour, MISPPushPerMinute: cfg.Limits.MISPPushPerMinute},
+		Limits: cfg.Limits.Limits,
 		Lists:  lists, Metrics: m, Log: log,
 	})
 	g.Outbox = outbox.New(g.rdb, prefix, outbox.Options{
@@ -175,7 +175,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 	// Connectors declare their channels first: routing creates deliveries
 	// only for channels with a sink. Their sources, routes and runners then
 	// get the pipeline built from those.
-	w := &wiring{sinks: map[gateway.Channel]dispatch.Sink{}, parsers: map[string]httpapi.Parser{}, cleanup: &g.cleanup}
+	w := &wiring{sinks: map[gateway.Channel]dispatch.Sink{}, cleanup: &g.cleanup}
 	for _, c := range connectors {
 		if c.channels != nil {
 			if err := c.channels(ctx, g, cfg, w); err != nil {
@@ -201,12 +201,12 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 
 	var sources []httpapi.SourceConfig
 	for _, s := range cfg.Sources {
-		sources = append(sources, httpapi.SourceConfig{Name: s.Name, Type: s.Type, DefaultTLP: s.DefaultTLP, Format: s.Format, Secret: s.Secret})
+		sources = append(sources, httpapi.SourceConfig{Name: s.Name, Type: s.Type, DefaultTLP: s.DefaultTLP, Format: s.Format})
 	}
 	g.HTTP = httpapi.New(httpapi.Options{
 		Redis: g.rdb, Store: g.Store, Audit: g.Audit, Outbox: g.Outbox, Pipeline: g.Pipeline, Registry: reg,
 		Limiter: leasing, Metrics: m, Gatherer: promReg, Log: log, AdminKeys: cfg.Admin.Keys, Sources: sources,
-		Destinations: pol, Parsers: w.parsers, IngestPerMinute: cfg.Limits.IngestPerMinute, AuthFailuresPerMinute: cfg.Limits.AuthFailuresPerMinute, BodyLimit: cfg.HTTP.BodyLimit, ReadTimeout: cfg.HTTP.ReadTimeout.Duration,
+		Destinations: pol, IngestPerMinute: cfg.Limits.IngestPerMinute, AuthFailuresPerMinute: cfg.Limits.AuthFailuresPerMinute, BodyLimit: cfg.HTTP.BodyLimit, ReadTimeout: cfg.HTTP.ReadTimeout.Duration,
 	})
 	for _, mount := range w.mounts {
 		g.HTTP.Mount(mount)

@@ -1,4 +1,4 @@
-// Package csaf is the CSAF 2.0 provider source (ARCHITECTURE §1, issue 6):
+// Package csaf is the CSAF 2.0 provider source (ARCHITECTURE §1):
 // it reads a provider's provider-metadata.json, lists its advisories from
 // ROLIE feeds or changes.csv directories, downloads each new or changed
 // advisory, checks it the way the BSI csaf_downloader does (file name,

@@ -61,7 +61,7 @@ func shadowserverReport(n int, cs []gateway.Constituent) []byte {
 	return b.Bytes()
 }
 
-// BenchmarkCSV100kRoute measures issue 6's csv_100k_route_s: one
+// BenchmarkCSV100kRoute measures csv_100k_route_s: one
 // 100,000-row Shadowserver report against 10,000 constituents (50,000
 // prefixes, each constituent with a webhook), from the report's bytes to
 // every delivery enqueued in the outbox (not sent): parse, normalise,

@@ -1,4 +1,4 @@
-// Package csv is the CSV feed source (issue 6): Shadowserver-style reports
+// Package csv is the CSV feed source: Shadowserver-style reports
 // (IP-keyed victim notifications) read from a drop folder or an HTTP URL.
 // Each report file becomes one notification event through mappings/csv and
 // the pipeline, so each constituent receives only the rows about its own

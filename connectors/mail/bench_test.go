@@ -12,7 +12,7 @@ import (
 
 // BenchmarkSend measures warnings sent to a local go-smtp relay through the
 // sink, one after the other over the reused session (rendering included).
-// Reports mail_send_per_s (issue 5 target: ≥ 200).
+// Reports mail_send_per_s (target: ≥ 200).
 func BenchmarkSend(b *testing.B) {
 	relay := mailtest.NewRelay(b, mailtest.RelayOptions{Username: "schakel", Password: "pw"})
 	s, err := NewSink(SinkOptions{Relay: Relay{Address: relay.Addr, TLS: TLSNone, Username: "schakel", Password: "pw", Timeout: 5 * time.Second}, From: testFrom})

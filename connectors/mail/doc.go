@@ -1,4 +1,4 @@
-// Package mail is Schakel's e-mail transport (issue 5): advisories come in
+// Package mail is Schakel's e-mail transport: advisories come in
 // from a mailbox (IMAPSource, go-imap v2) or over SMTP (SMTPIntake, go-smtp
 // server), and warnings go out through an SMTP relay (Sink, the
 // gateway.ChannelEmail channel). Rendering and parsing of messages is

@@ -1,4 +1,4 @@
-// Package misp is Schakel's MISP end (issue 3): a MISP sync server that a
+// Package misp is Schakel's MISP end: a MISP sync server that a
 // constituent's MISP adds as a remote server, a MISP feed, a poller that
 // pulls upstream MISPs, and the misp_push channel that pushes to
 // constituents' MISPs. The translation itself is mappings/misp.

@@ -162,22 +162,7 @@ func newListed(id string, m *meta, part, parts, count int) listed {
 	return l
 }
 
-func (l listed) uuid() string { return string(appendUUID(nil, l.u)) }
-
-// appendUUID writes u in the canonical lower-case form.
-func appendUUID(b []byte, u [16]byte) []byte {
-	var buf [36]byte
-	hex.Encode(buf[0:8], u[0:4])
-	buf[8] = '-'
-	hex.Encode(buf[9:13], u[4:6])
-	buf[13] = '-'
-	hex.Encode(buf[14:18], u[6:8])
-	buf[18] = '-'
-	hex.Encode(buf[19:23], u[8:10])
-	buf[23] = '-'
-	hex.Encode(buf[24:], u[10:])
-	return append(b, buf[:]...)
-}
+func (l listed) uuid() string { return gateway.FormatUUID(l.u) }
 
 // maxListed bounds one listing; a view larger than this is served in
 // pages (limit/page).
@@ -274,7 +259,7 @@ func etagOf(form string, rows []listed) string {
 	h.Write([]byte(form + "\n"))
 	var buf []byte
 	for _, r := range rows {
-		buf = appendUUID(buf[:0], r.u)
+		buf = gateway.AppendUUID(buf[:0], r.u)
 		buf = append(buf, ':')
 		buf = strconv.AppendInt(buf, r.ts, 10)
 		buf = append(buf, '\n')
@@ -365,7 +350,7 @@ func writeMinimalIndex(w *bufio.Writer, rows []listed, orgUUID string) {
 		buf = append(buf, `","timestamp":"`...)
 		buf = strconv.AppendInt(buf, r.ts, 10)
 		buf = append(buf, `","sighting_timestamp":"0","published":true,"uuid":"`...)
-		buf = appendUUID(buf, r.u)
+		buf = gateway.AppendUUID(buf, r.u)
 		buf = append(buf, `","orgc_uuid":"`...)
 		buf = append(buf, orgUUID...)
 		buf = append(buf, `"}`...)

@@ -1,7 +1,7 @@
 // Package webhook speaks Standard Webhooks (standardwebhooks.com) in both
-// directions: it signs and POSTs deliveries to constituents, and verifies
-// signed requests from webhook sources. It knows no HTTP framework; the
-// ingest handler passes a header getter to Verify.
+// directions: it signs and POSTs deliveries to constituents, and receives
+// signed requests from webhook sources (Ingest, POST /api/v1/ingest/{source}).
+// Sign and Verify know no HTTP framework; Verify takes a header getter.
 package webhook
 
 import (

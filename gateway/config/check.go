@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/schakel/schakel/gateway/egress"
+	"github.com/schakel/schakel/schemas"
 )
 
 // check reports what the schema cannot express: uniqueness, positive
@@ -74,7 +75,7 @@ func (p *parser) egress(e Egress) *egress.Policy {
 	return pol
 }
 
-func (p *parser) present(ptr string) bool { return lookup(p.doc, ptr) != nil }
+func (p *parser) present(ptr string) bool { return schemas.Lookup(p.doc, ptr) != nil }
 
 // hostPort checks "host:port" with a port in 0…65535; the host may be
 // empty (all interfaces) or a bracketed IPv6 address.

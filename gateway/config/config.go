@@ -117,12 +117,13 @@ type TLPConfig struct {
 	Default gateway.TLP `json:"default" yaml:"default"`
 }
 
-// Limits are the per-recipient defaults; IngestPerMinute applies per API key.
+// Limits are the per-recipient channel defaults (gateway.Limits, which a
+// constituent's own limits override) and the limits on requests:
+// IngestPerMinute applies per API key.
 type Limits struct {
-	WebhookPerMinute  int `json:"webhook_per_minute" yaml:"webhook_per_minute"`
-	EmailPerHour      int `json:"email_per_hour" yaml:"email_per_hour"`
-	MISPPushPerMinute int `json:"misp_push_per_minute" yaml:"misp_push_per_minute"`
-	IngestPerMinute   int `json:"ingest_per_minute" yaml:"ingest_per_minute"`
+	gateway.Limits `yaml:",inline"`
+
+	IngestPerMinute int `json:"ingest_per_minute" yaml:"ingest_per_minute"`
 
 	// AuthFailuresPerMinute is how many wrong keys one client IP may send a
 	// minute; 0 means the built-in 20.
@@ -271,7 +272,7 @@ func Parse(data []byte, dir string) (*Config, error) {
 	p := &parser{root: root, doc: doc, origin: map[string]string{}, failed: map[string]bool{}, errs: errs}
 	p.applyEnv(os.LookupEnv, os.Environ())
 	for _, e := range schemas.Validate(schemas.Config, p.doc) {
-		p.fail(e.Pointer, nil, "%s", e.Message)
+		p.fail(e.Field, nil, "%s", e.Message)
 	}
 	p.checkDurations()
 	if len(p.errs) > 0 {
@@ -357,7 +358,7 @@ func (p *parser) decode() (*Config, error) {
 // shape, so an overflow is reported at its field.
 func (p *parser) checkDurations() {
 	for _, ptr := range p.durationPointers() {
-		s, ok := lookup(p.doc, ptr).(string)
+		s, ok := schemas.Lookup(p.doc, ptr).(string)
 		if !ok || p.failed[ptr] {
 			continue
 		}

@@ -57,7 +57,7 @@ func ParseConstituents(data []byte) ([]gateway.Constituent, error) {
 		}
 		c, problems := decodeConstituent(item)
 		for _, p := range problems {
-			fail(p.Pointer, p.Message)
+			fail(p.Field, p.Message)
 		}
 		if len(problems) > 0 {
 			continue
@@ -83,7 +83,7 @@ func itemID(item any) string {
 
 // decodeConstituent validates one entry and decodes it; problems carry
 // JSON pointers relative to the entry.
-func decodeConstituent(item any) (gateway.Constituent, []schemas.Error) {
+func decodeConstituent(item any) (gateway.Constituent, []gateway.FieldError) {
 	var c gateway.Constituent
 	if errs := schemas.Validate(schemas.Constituent, item); errs != nil {
 		return c, errs
@@ -93,12 +93,12 @@ func decodeConstituent(item any) (gateway.Constituent, []schemas.Error) {
 		err = json.Unmarshal(data, &c)
 	}
 	if err != nil {
-		return c, []schemas.Error{{Message: "cannot decode: " + err.Error()}}
+		return c, []gateway.FieldError{{Message: "cannot decode: " + err.Error()}}
 	}
-	var errs []schemas.Error
+	var errs []gateway.FieldError
 	for i, p := range c.Assets.Prefixes {
 		if !validPrefix(p) {
-			errs = append(errs, schemas.Error{Pointer: fmt.Sprintf("/assets/prefixes/%d", i),
+			errs = append(errs, gateway.FieldError{Field: fmt.Sprintf("/assets/prefixes/%d", i),
 				Message: fmt.Sprintf("%q is not an IP prefix (192.0.2.0/24, 2001:db8::/32) or address", p)})
 		}
 	}
@@ -229,7 +229,7 @@ func ParseConstituentsCSV(r io.Reader) ([]gateway.Constituent, error) {
 		}
 		c, problems := decodeConstituent(item)
 		for _, p := range problems {
-			all = append(all, at(p.Pointer, p.Message))
+			all = append(all, at(p.Field, p.Message))
 		}
 		if len(problems) > 0 {
 			continue

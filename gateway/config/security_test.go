@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/schakel/schakel/gateway"
 )
 
 func TestTLSAndRetention(t *testing.T) {
@@ -33,6 +35,12 @@ func TestTLSAndRetention(t *testing.T) {
 				t.Errorf("auth_failures_per_minute = %d", c.Limits.AuthFailuresPerMinute)
 			}
 		}},
+		{"channel limits parse into gateway.Limits", "limits: {webhook_per_minute: 7, email_per_hour: 8, misp_push_per_minute: 9, ingest_per_minute: 10}\n", "", func(t *testing.T, c *Config) {
+			if want := (gateway.Limits{WebhookPerMinute: 7, EmailPerHour: 8, MISPPushPerMinute: 9}); c.Limits.Limits != want || c.Limits.IngestPerMinute != 10 {
+				t.Errorf("limits: %+v", c.Limits)
+			}
+		}},
+		{"unknown limit", "limits: {sms_per_minute: 1}\n", "limits.sms_per_minute", nil},
 		{"cert without key", "tls: {cert_file: s.crt}\n", "tls.key_file", nil},
 		{"unknown tls field", "tls: {cert_file: a, key_file: b, ca: c}\n", "tls.ca", nil},
 		{"bad retention duration", "retention: {events: soon}\n", "retention.events", nil},

@@ -401,22 +401,3 @@ func plainKey(s string) bool {
 	}
 	return true
 }
-
-// lookup resolves a JSON pointer in a decoded document; nil when absent.
-func lookup(v any, ptr string) any {
-	for _, tok := range schemas.Tokens(ptr) {
-		switch c := v.(type) {
-		case map[string]any:
-			v = c[tok]
-		case []any:
-			i, err := strconv.Atoi(tok)
-			if err != nil || i < 0 || i >= len(c) {
-				return nil
-			}
-			v = c[i]
-		default:
-			return nil
-		}
-	}
-	return v
-}

@@ -70,13 +70,6 @@ type Limiter interface {
 	Allow(ctx context.Context, key string, lim limit.Limit) (limit.Decision, error)
 }
 
-// Limits are the configured per-channel defaults.
-type Limits struct {
-	WebhookPerMinute  int
-	EmailPerHour      int
-	MISPPushPerMinute int
-}
-
 // Options configure a Dispatcher.
 type Options struct {
 	Redis   redis.UniversalClient // for the one round trip that records an outcome
@@ -85,7 +78,7 @@ type Options struct {
 	Audit   Auditor
 	Reg     *registry.Registry
 	Limiter Limiter
-	Limits  Limits
+	Limits  gateway.Limits // the configured per-channel defaults
 	// Lists maps a mailing list address to its audience channel
 	// (ChannelCommunityList or ChannelPublic).
 	Lists   map[string]gateway.Channel
@@ -101,7 +94,7 @@ type Dispatcher struct {
 	audit   Auditor
 	reg     *registry.Registry
 	limiter Limiter
-	limits  Limits
+	limits  gateway.Limits
 	lists   map[string]gateway.Channel
 	metrics *metrics.Metrics
 	log     *slog.Logger

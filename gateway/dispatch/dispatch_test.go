@@ -45,7 +45,7 @@ func setup(t *testing.T, limitA int) (*store.Store, *registry.Registry, *dispatc
 		t.Fatal(err)
 	}
 	d := dispatch.New(dispatch.Options{Redis: r.Client, Events: st, States: st, Audit: audit.New(r.Client, r.Prefix), Reg: reg,
-		Limiter: limit.New(r.Client, r.Prefix), Limits: dispatch.Limits{WebhookPerMinute: 600},
+		Limiter: limit.New(r.Client, r.Prefix), Limits: gateway.Limits{WebhookPerMinute: 600},
 		Metrics: metrics.New(prometheus.NewRegistry()), Log: log})
 	return st, reg, d
 }

@@ -75,7 +75,7 @@ func (s *Server) getConstituent(c *fiber.Ctx) error {
 }
 
 func (s *Server) putConstituent(c *fiber.Ctx) error {
-	if err := requireJSON(c); err != nil {
+	if err := RequireJSON(c); err != nil {
 		return err
 	}
 	id := c.Params("id")
@@ -120,12 +120,8 @@ func (s *Server) putConstituent(c *fiber.Ctx) error {
 	return c.Status(status).JSON(k)
 }
 
-func validationFromSchema(errs []schemas.Error) error {
-	ve := &gateway.ValidationError{}
-	for _, e := range errs {
-		ve.Add(e.Pointer, e.Message)
-	}
-	return ve
+func validationFromSchema(errs []gateway.FieldError) error {
+	return &gateway.ValidationError{Fields: errs}
 }
 
 func (s *Server) deleteConstituent(c *fiber.Ctx) error {

@@ -16,7 +16,7 @@ func FuzzDecodeCanonical(f *testing.F) {
 	f.Add([]byte(`[]`))
 	f.Add([]byte(`{"kind":"notification","title":"x","source":{"name":"s"},"indicators":[{"type":"url","value":"hxxp://a[.]b/c","port":70000}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		ev, err := decodeCanonical(body)
+		ev, err := DecodeCanonical(body)
 		if err == nil {
 			if ev == nil {
 				t.Fatal("nil event without error")

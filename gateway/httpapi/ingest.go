@@ -3,20 +3,19 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"mime"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/schakel/schakel/connectors/webhook"
 	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/gateway/normalize"
 	"github.com/schakel/schakel/schemas"
 )
 
-func requireJSON(c *fiber.Ctx) error {
+// RequireJSON refuses a request whose Content-Type is set and is not JSON
+// (415). Ingest paths of connectors use it too.
+func RequireJSON(c *fiber.Ctx) error {
 	ct := c.Get(fiber.HeaderContentType)
 	if ct == "" {
 		return nil // curl without -H; the body is still checked as JSON
@@ -30,7 +29,7 @@ func requireJSON(c *fiber.Ctx) error {
 
 // postEvent ingests one canonical event from an api source key.
 func (s *Server) postEvent(c *fiber.Ctx) error {
-	if err := requireJSON(c); err != nil {
+	if err := RequireJSON(c); err != nil {
 		return err
 	}
 	caller, _ := CallerOf(c)
@@ -45,10 +44,10 @@ func (s *Server) postEvent(c *fiber.Ctx) error {
 	return s.ingestCanonical(c, src, body)
 }
 
-// decodeCanonical validates body against the event schema and decodes it.
-// Schema problems and normalisation problems are reported together so the
-// sender can fix everything at once.
-func decodeCanonical(body []byte) (*gateway.Event, error) {
+// DecodeCanonical validates body against the event schema and decodes it.
+// Schema problems and normalisation problems are reported together in a
+// *gateway.ValidationError so the sender can fix everything at once.
+func DecodeCanonical(body []byte) (*gateway.Event, error) {
 	serrs := schemas.ValidateJSON(schemas.Event, body)
 	var ev gateway.Event
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -59,8 +58,8 @@ func decodeCanonical(body []byte) (*gateway.Event, error) {
 	ve := &gateway.ValidationError{}
 	seen := map[string]bool{}
 	for _, e := range serrs {
-		ve.Add(e.Pointer, e.Message)
-		seen[e.Pointer] = true
+		ve.Add(e.Field, e.Message)
+		seen[e.Field] = true
 	}
 	if decErr != nil && len(serrs) == 0 {
 		ve.Add("", "body is not a canonical event: "+decErr.Error())
@@ -78,7 +77,7 @@ func decodeCanonical(body []byte) (*gateway.Event, error) {
 }
 
 func (s *Server) ingestCanonical(c *fiber.Ctx, src SourceConfig, body []byte) error {
-	ev, err := decodeCanonical(body)
+	ev, err := DecodeCanonical(body)
 	if err != nil {
 		s.o.Metrics.Rejected.WithLabelValues(src.Name, "invalid").Inc()
 		return err
@@ -87,6 +86,12 @@ func (s *Server) ingestCanonical(c *fiber.Ctx, src SourceConfig, body []byte) er
 	if err != nil {
 		return err
 	}
+	return Ingested(c, res)
+}
+
+// Ingested answers an ingested canonical event: 202 with the result, or 200
+// when it was a duplicate.
+func Ingested(c *fiber.Ctx, res gateway.Result) error {
 	if res.Status == gateway.StatusDuplicate {
 		return c.Status(fiber.StatusOK).JSON(res)
 	}
@@ -99,58 +104,4 @@ func pipelineSource(src SourceConfig) gateway.Source {
 		format = "canonical"
 	}
 	return gateway.Source{Name: src.Name, DefaultTLP: src.DefaultTLP, Format: format}
-}
-
-// postWebhook ingests a Standard-Webhooks-signed POST for a webhook source.
-func (s *Server) postWebhook(c *fiber.Ctx) error {
-	src, ok := s.sources[c.Params("source")]
-	if !ok || src.Type != "webhook" {
-		return fail(c, fiber.StatusNotFound, "no webhook source named "+c.Params("source"))
-	}
-	body, err := RequestBody(c, s.o.BodyLimit)
-	if err != nil {
-		return err
-	}
-	get := func(name string) string { return c.Get(name) }
-	if err := webhook.Verify(src.Secret, get, body, time.Now(), s.o.WebhookTolerance); err != nil {
-		s.o.Metrics.Rejected.WithLabelValues(src.Name, "auth").Inc()
-		return fail(c, fiber.StatusUnauthorized, "webhook signature: "+err.Error())
-	}
-	if err := requireJSON(c); err != nil {
-		return err
-	}
-	format := src.Format
-	if format == "" || format == "canonical" {
-		// Accept either a bare event or the envelope Schakel itself sends, so
-		// one Schakel can feed another.
-		var env struct {
-			Event json.RawMessage `json:"event"`
-			Type  string          `json:"type"`
-		}
-		if json.Unmarshal(body, &env) == nil && env.Type != "" && len(env.Event) > 0 {
-			body = env.Event
-		}
-		return s.ingestCanonical(c, src, body)
-	}
-	parse, ok := s.o.Parsers[format]
-	if !ok {
-		return fail(c, fiber.StatusUnsupportedMediaType, "source format "+format+" is not supported by this build")
-	}
-	evs, err := parse(body)
-	if err != nil {
-		var ve *gateway.ValidationError
-		if errors.As(err, &ve) {
-			return err
-		}
-		return fail(c, fiber.StatusBadRequest, "body: "+err.Error())
-	}
-	results := make([]gateway.Result, 0, len(evs))
-	for _, ev := range evs {
-		res, err := s.o.Pipeline.Ingest(c.UserContext(), pipelineSource(src), ev)
-		if err != nil {
-			return err
-		}
-		results = append(results, res)
-	}
-	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"status": "accepted", "events": results})
 }

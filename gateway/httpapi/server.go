@@ -1,6 +1,6 @@
 // Package httpapi is Schakel's one HTTP surface (ARCHITECTURE §7): health,
-// metrics, ingest and the admin API. Pull-view connectors (MISP, TAXII, feed)
-// mount their routes on the same app with Mount.
+// metrics, keyed ingest and the admin API. Connectors (MISP, TAXII, feed,
+// signed-webhook ingest) mount their routes on the same app with Mount.
 package httpapi
 
 import (
@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -35,8 +36,7 @@ type SourceConfig struct {
 	Name       string
 	Type       string // api, webhook, misp, …
 	DefaultTLP gateway.TLP
-	Format     string // webhook body format
-	Secret     string // webhook signing secret (whsec_…)
+	Format     string
 }
 
 // Limiter is the per-key ingest limiter.
@@ -44,28 +44,23 @@ type Limiter interface {
 	Allow(ctx context.Context, key string, lim limit.Limit) (limit.Decision, error)
 }
 
-// Parser maps a non-canonical webhook body to canonical events.
-type Parser func(body []byte) ([]*gateway.Event, error)
-
 // Options wire the API.
 type Options struct {
-	Redis            redis.UniversalClient
-	Store            *store.Store
-	Audit            *audit.Log
-	Outbox           *outbox.Outbox
-	Pipeline         *pipeline.Pipeline
-	Registry         *registry.Registry
-	Limiter          Limiter
-	Metrics          *metrics.Metrics
-	Gatherer         prometheus.Gatherer
-	Log              *slog.Logger
-	AdminKeys        []string // plaintext from admin.keys_file; kept only as hashes
-	Sources          []SourceConfig
-	Parsers          map[string]Parser // by webhook format (misp, stix, csaf); canonical is built in
-	IngestPerMinute  int
-	BodyLimit        int
-	ReadTimeout      time.Duration
-	WebhookTolerance time.Duration
+	Redis           redis.UniversalClient
+	Store           *store.Store
+	Audit           *audit.Log
+	Outbox          *outbox.Outbox
+	Pipeline        *pipeline.Pipeline
+	Registry        *registry.Registry
+	Limiter         Limiter
+	Metrics         *metrics.Metrics
+	Gatherer        prometheus.Gatherer
+	Log             *slog.Logger
+	AdminKeys       []string // plaintext from admin.keys_file; kept only as hashes
+	Sources         []SourceConfig
+	IngestPerMinute int
+	BodyLimit       int
+	ReadTimeout     time.Duration
 
 	// Destinations, when set, refuses constituents whose webhook or
 	// misp_push URL points where Schakel may not connect (egress policy).
@@ -94,9 +89,6 @@ type Server struct {
 func New(o Options) *Server {
 	if o.BodyLimit <= 0 {
 		o.BodyLimit = 10 << 20
-	}
-	if o.WebhookTolerance <= 0 {
-		o.WebhookTolerance = 5 * time.Minute
 	}
 	if o.AuthFailuresPerMinute == 0 {
 		o.AuthFailuresPerMinute = DefaultAuthFailuresPerMinute
@@ -141,8 +133,7 @@ func (s *Server) routes() {
 	}
 	v1 := a.Group("/api/v1")
 	v1.Post("/events", s.requireRole(store.RoleSource), s.ingestLimit, s.postEvent)
-	v1.Post("/ingest/:source", s.postWebhook)
-	adm := v1.Group("", s.requireRole(store.RoleAdmin))
+	adm := v1.Group("", s.adminAPI(s.requireRole(store.RoleAdmin)))
 	adm.Get("/events", s.listEvents)
 	adm.Get("/events/:id", s.getEvent)
 	adm.Get("/constituents", s.listConstituents)
@@ -160,6 +151,32 @@ func (s *Server) routes() {
 	adm.Get("/dead-letters", s.deadLetters)
 	adm.Post("/dead-letters/:id/retry", s.retryDead)
 	adm.Delete("/dead-letters/:id", s.discardDead)
+}
+
+// signedIngestPrefix is signed-webhook ingest (POST /api/v1/ingest/{source}).
+// The webhook connector mounts it after these routes; it authenticates by
+// the body's signature, not by a key.
+const signedIngestPrefix = "/api/v1/ingest/"
+
+// adminAPI guards everything under /api/v1 not routed before it with
+// requireAdmin, so an unknown path answers 401 to a caller without a key
+// rather than revealing which paths exist. Signed-webhook ingest passes.
+func (s *Server) adminAPI(requireAdmin fiber.Handler) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if c.Method() == fiber.MethodPost && isSignedIngest(c.Path()) {
+			return c.Next()
+		}
+		return requireAdmin(c)
+	}
+}
+
+// isSignedIngest reports whether path is one the signed-ingest route
+// matches: one non-empty segment after the prefix, an optional trailing
+// slash, any case (fiber's routing defaults).
+func isSignedIngest(path string) bool {
+	rest, ok := strings.CutPrefix(strings.ToLower(path), signedIngestPrefix)
+	rest = strings.TrimSuffix(rest, "/")
+	return ok && rest != "" && !strings.Contains(rest, "/")
 }
 
 func (s *Server) readyz(c *fiber.Ctx) error {

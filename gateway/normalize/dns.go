@@ -50,7 +50,7 @@ func dnsName(s, what string, needDot bool) (string, error) {
 		}
 		a, err := dnsProfile.ToASCII(s)
 		if err != nil {
-			return "", fmt.Errorf("%s %s is not a valid internationalised name: %w", what, quote(s), err)
+			return "", fmt.Errorf("%s %s is not a valid internationalised name: %w", what, Quote(s), err)
 		}
 		// The mapping can turn runes into ASCII we do not accept
 		// (U+FF0F FULLWIDTH SOLIDUS becomes "/").
@@ -73,10 +73,10 @@ func dnsName(s, what string, needDot bool) (string, error) {
 		}
 		n := i - lastStart
 		if n == 0 {
-			return "", fmt.Errorf("%s %s has an empty label", what, quote(s))
+			return "", fmt.Errorf("%s %s has an empty label", what, Quote(s))
 		}
 		if n > maxLabel {
-			return "", fmt.Errorf("%s label %s is %d characters long; the limit is %d", what, quote(s[lastStart:i]), n, maxLabel)
+			return "", fmt.Errorf("%s label %s is %d characters long; the limit is %d", what, Quote(s[lastStart:i]), n, maxLabel)
 		}
 		labels++
 		if i < len(s) {
@@ -84,10 +84,10 @@ func dnsName(s, what string, needDot bool) (string, error) {
 		}
 	}
 	if needDot && labels < 2 {
-		return "", fmt.Errorf("%s %s needs at least two labels (a dot)", what, quote(s))
+		return "", fmt.Errorf("%s %s needs at least two labels (a dot)", what, Quote(s))
 	}
 	if allDigits(s[lastStart:]) {
-		return "", fmt.Errorf("%s %s ends in a numeric label, like an IP address", what, quote(s))
+		return "", fmt.Errorf("%s %s ends in a numeric label, like an IP address", what, Quote(s))
 	}
 	return s, nil
 }
@@ -102,7 +102,7 @@ func checkDNSChars(s, what string) error {
 			'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
 			c == '-', c == '_', c == '.':
 		default:
-			return fmt.Errorf("character %s is not allowed in a %s", quote(string(c)), what)
+			return fmt.Errorf("character %s is not allowed in a %s", Quote(string(c)), what)
 		}
 	}
 	return nil
@@ -163,7 +163,7 @@ func normEmail(s string) (string, error) {
 		return "", errors.New("e-mail address has more than one @")
 	default:
 		if i := strings.IndexFunc(local, func(r rune) bool { return r < utf8.RuneSelf && !isAtext(byte(r)) }); i >= 0 {
-			return "", fmt.Errorf("character %s is not allowed in an unquoted e-mail local part", quote(local[i:i+1]))
+			return "", fmt.Errorf("character %s is not allowed in an unquoted e-mail local part", Quote(local[i:i+1]))
 		}
 	}
 	d, err := dnsName(domain, "e-mail domain", true)
@@ -191,7 +191,7 @@ func normURL(s string) (string, error) {
 	}
 	scheme := s[:i]
 	if !validScheme(scheme) {
-		return "", fmt.Errorf("url scheme %s is not valid", quote(scheme))
+		return "", fmt.Errorf("url scheme %s is not valid", Quote(scheme))
 	}
 	if j := strings.IndexFunc(s, unicode.IsControl); j >= 0 {
 		return "", fmt.Errorf("url contains a control character at byte %d", j)
@@ -256,7 +256,7 @@ func splitHostPort(hp string) (host, port string, err error) {
 		}
 		host, hp = hp[:end+1], hp[end+1:]
 		if hp != "" && hp[0] != ':' {
-			return "", "", fmt.Errorf("url has %s after the IPv6 host", quote(hp))
+			return "", "", fmt.Errorf("url has %s after the IPv6 host", Quote(hp))
 		}
 	} else if c := strings.LastIndexByte(hp, ':'); c >= 0 {
 		host, hp = hp[:c], hp[c:]
@@ -269,7 +269,7 @@ func splitHostPort(hp string) (host, port string, err error) {
 	}
 	n, perr := strconv.ParseUint(port, 10, 16)
 	if perr != nil || !allDigits(port) {
-		return "", "", fmt.Errorf("url port %s must be a number 0..65535", quote(port))
+		return "", "", fmt.Errorf("url port %s must be a number 0..65535", Quote(port))
 	}
 	return host, strconv.FormatUint(n, 10), nil
 }
@@ -285,7 +285,7 @@ func urlHost(h string) (string, error) {
 		inner, _, _ = strings.Cut(inner, "%")
 		a, err := netip.ParseAddr(inner)
 		if err != nil || !a.Is6() {
-			return "", fmt.Errorf("url host %s is not an IPv6 address", quote(h))
+			return "", fmt.Errorf("url host %s is not an IPv6 address", Quote(h))
 		}
 		return "[" + a.String() + "]", nil
 	}

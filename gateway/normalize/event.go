@@ -53,17 +53,17 @@ func Event(ev *gateway.Event) []gateway.FieldError {
 	} else if k == "" {
 		add("/kind", fmt.Errorf("kind is missing; allowed: %s", kindList))
 	} else {
-		add("/kind", fmt.Errorf("unknown kind %s; allowed: %s", quote(string(ev.Kind)), kindList))
+		add("/kind", fmt.Errorf("unknown kind %s; allowed: %s", Quote(string(ev.Kind)), kindList))
 	}
 	if p := gateway.Priority(strings.ToLower(strings.TrimSpace(string(ev.Priority)))); p.Valid() {
 		ev.Priority = p
 	} else {
-		add("/priority", fmt.Errorf("unknown priority %s; allowed: %s", quote(string(ev.Priority)), priorityList))
+		add("/priority", fmt.Errorf("unknown priority %s; allowed: %s", Quote(string(ev.Priority)), priorityList))
 	}
 	if strings.TrimSpace(string(ev.TLP)) == "" {
 		ev.TLP = "" // the pipeline applies the source's default
 	} else if t, legacy, err := gateway.ParseTLP(string(ev.TLP)); err != nil {
-		add("/tlp", fmt.Errorf("unknown TLP label %s; allowed: %s (WHITE is read as CLEAR)", quote(string(ev.TLP)), tlpList))
+		add("/tlp", fmt.Errorf("unknown TLP label %s; allowed: %s (WHITE is read as CLEAR)", Quote(string(ev.TLP)), tlpList))
 	} else {
 		ev.TLP = t
 		if legacy && !containsFold(ev.Labels, LabelTLPWhite) {

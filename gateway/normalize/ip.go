@@ -26,9 +26,9 @@ func parseIP(s string) (netip.Addr, error) {
 	if hasLeadingZeroOctet(s) {
 		// netip refuses these because "010" means 8 to inet_aton and 10 to
 		// people; guessing would put the wrong host on a block list.
-		return netip.Addr{}, fmt.Errorf("IP address %s has an octet with a leading zero, which is ambiguous (octal or decimal)", quote(s))
+		return netip.Addr{}, fmt.Errorf("IP address %s has an octet with a leading zero, which is ambiguous (octal or decimal)", Quote(s))
 	}
-	return netip.Addr{}, fmt.Errorf("%s is not an IP address", quote(s))
+	return netip.Addr{}, fmt.Errorf("%s is not an IP address", Quote(s))
 }
 
 // hasLeadingZeroOctet reports whether s ends in a dotted quad with an octet
@@ -64,9 +64,9 @@ func normIPv4(s string) (string, error) {
 	}
 	if !a.Is4() {
 		if a.Is4In6() {
-			return "", fmt.Errorf("%s is an IPv4-mapped IPv6 address; send it as ipv4 %s or as type ipv6", quote(s), a.Unmap())
+			return "", fmt.Errorf("%s is an IPv4-mapped IPv6 address; send it as ipv4 %s or as type ipv6", Quote(s), a.Unmap())
 		}
-		return "", fmt.Errorf("%s is an IPv6 address, not IPv4", quote(s))
+		return "", fmt.Errorf("%s is an IPv6 address, not IPv4", Quote(s))
 	}
 	var buf [16]byte
 	return canonical(s, a.AppendTo(buf[:0])), nil
@@ -112,9 +112,9 @@ func normCIDR(s string) (string, error) {
 				return "", aerr
 			}
 			if a.Zone() != "" {
-				return "", fmt.Errorf("CIDR prefix %s must not carry a zone", quote(s))
+				return "", fmt.Errorf("CIDR prefix %s must not carry a zone", Quote(s))
 			}
-			return "", fmt.Errorf("prefix length %s in %s must be a number 0..%d without leading zeros", quote(bits), quote(s), a.BitLen())
+			return "", fmt.Errorf("prefix length %s in %s must be a number 0..%d without leading zeros", Quote(bits), Quote(s), a.BitLen())
 		}
 	}
 	var buf [52]byte

@@ -54,7 +54,7 @@ var typeList = func() string {
 // Attributes["original_type"] = "other".
 func Indicator(ind gateway.Indicator) (gateway.Indicator, error) {
 	if !ind.Type.Valid() {
-		return ind, &IndicatorError{Field: "type", Err: fmt.Errorf("unknown indicator type %s; allowed: %s", quote(string(ind.Type)), typeList)}
+		return ind, &IndicatorError{Field: "type", Err: fmt.Errorf("unknown indicator type %s; allowed: %s", Quote(string(ind.Type)), typeList)}
 	}
 	if ind.Port < 0 || ind.Port > math.MaxUint16 {
 		return ind, &IndicatorError{Field: "port", Err: fmt.Errorf("port %d is outside 0..65535", ind.Port)}
@@ -168,7 +168,7 @@ func value(t gateway.IndicatorType, v string) (gateway.IndicatorType, string, er
 		v, err = text(v, string(t))
 	case gateway.TypeOther:
 	default:
-		err = fmt.Errorf("unknown indicator type %s", quote(string(t)))
+		err = fmt.Errorf("unknown indicator type %s", Quote(string(t)))
 	}
 	if err != nil {
 		return "", "", err
@@ -189,7 +189,7 @@ func hexDigest(s, name string, n int) (string, error) {
 		case 'A' <= c && c <= 'F':
 			upper = true
 		default:
-			return "", fmt.Errorf("%s must be %d hex characters; %s at byte %d is not hex", name, n, quote(s[i:i+1]), i)
+			return "", fmt.Errorf("%s must be %d hex characters; %s at byte %d is not hex", name, n, Quote(s[i:i+1]), i)
 		}
 	}
 	if upper {
@@ -223,7 +223,7 @@ func normASN(s string) (string, error) {
 		n, err = strconv.ParseUint(v, 10, 32)
 	}
 	if err != nil || !allDigits(strings.Replace(v, ".", "", 1)) {
-		return "", fmt.Errorf("asn %s must be AS followed by a number 1..4294967295", quote(s))
+		return "", fmt.Errorf("asn %s must be AS followed by a number 1..4294967295", Quote(s))
 	}
 	if n == 0 {
 		return "", errors.New("asn 0 is reserved; use 1..4294967295")
@@ -272,7 +272,7 @@ func normCVE(s string) (string, error) {
 		}, v)
 	}
 	if !isCVE(v) {
-		return "", fmt.Errorf("cve %s must look like CVE-2026-12345 (CVE-, a 4-digit year, -, 4 or more digits)", quote(s))
+		return "", fmt.Errorf("cve %s must look like CVE-2026-12345 (CVE-, a 4-digit year, -, 4 or more digits)", Quote(s))
 	}
 	return strings.ToUpper(v), nil
 }

@@ -138,9 +138,9 @@ func lower(c byte) byte {
 	return c
 }
 
-// quote renders s for an error message, shortened so that a hostile 8 KiB
+// Quote renders s for an error message, shortened so that a hostile 8 KiB
 // value does not end up whole in logs and API responses.
-func quote(s string) string {
+func Quote(s string) string {
 	const limit = 64
 	if len(s) <= limit {
 		return strconv.Quote(s)

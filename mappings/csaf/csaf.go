@@ -102,11 +102,7 @@ func validate(v any) []gateway.FieldError {
 	if len(errs) == 0 {
 		return nil
 	}
-	out := make([]gateway.FieldError, len(errs))
-	for i, e := range errs {
-		out[i] = gateway.FieldError{Field: e.Pointer, Message: e.Message}
-	}
-	return out
+	return errs
 }
 
 // merge returns the schema errors plus the mapping's own, sorted by

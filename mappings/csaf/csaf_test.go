@@ -70,8 +70,8 @@ func fields(errs []gateway.FieldError) []string {
 }
 
 // The synthetic NCSC advisory (Kans high, Schade high) must reach the
-// pipeline as a critical advisory with both CVEs: it is the issue's
-// acceptance case for the priority path.
+// pipeline as a critical advisory with both CVEs: it is the acceptance
+// case for the priority path.
 func TestNCSCAdvisoryIsCritical(t *testing.T) {
 	data, err := os.ReadFile("testdata/golden/ncsc-2026-0389.json")
 	if err != nil {

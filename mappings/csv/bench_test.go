@@ -11,7 +11,7 @@ import (
 )
 
 // report100k is a Shadowserver scan_http-style report of 100,000 rows, the
-// size of the performance target (csv_100k_route_s).
+// size of the performance target csv_100k_route_s.
 var report100k = sync.OnceValue(func() []byte {
 	const rows = 100_000
 	var b strings.Builder

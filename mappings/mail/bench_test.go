@@ -9,7 +9,7 @@ import (
 
 // BenchmarkDecode parses the golden messages (the two shared fixtures and
 // this package's own) and reports messages and indicators per second.
-// The issue's target is mail_parse_per_s ≥ 2,000 per core (-cpu 1).
+// The target is mail_parse_per_s ≥ 2,000 per core (-cpu 1).
 func BenchmarkDecode(b *testing.B) {
 	files, err := filepath.Glob("testdata/golden/*.eml")
 	if err != nil || len(files) == 0 {

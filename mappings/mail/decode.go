@@ -259,7 +259,7 @@ func (d *decoder) headers(h textproto.MIMEHeader, ev *gateway.Event) string {
 	if raw := h.Get("Date"); raw != "" {
 		t, err := mail.ParseDate(raw)
 		if err != nil {
-			d.fail("header Date", fmt.Sprintf("date %s cannot be read", quote(raw)))
+			d.fail("header Date", fmt.Sprintf("date %s cannot be read", normalize.Quote(raw)))
 		} else {
 			ev.Created, ev.Modified = t.UTC(), t.UTC()
 		}
@@ -381,11 +381,11 @@ func (d *decoder) contentType(h textproto.MIMEHeader, where string) (string, map
 	if err != nil {
 		if mt == "" {
 			// RFC 2045 §5.2: an unreadable Content-Type means text/plain.
-			d.fail(where, fmt.Sprintf("content type %s cannot be read; read as text/plain", quote(ct)))
+			d.fail(where, fmt.Sprintf("content type %s cannot be read; read as text/plain", normalize.Quote(ct)))
 			return "text/plain", nil
 		}
 		if !errors.Is(err, mime.ErrInvalidMediaParameter) {
-			d.fail(where, fmt.Sprintf("content type %s: %v", quote(ct), err))
+			d.fail(where, fmt.Sprintf("content type %s: %v", normalize.Quote(ct), err))
 		}
 	}
 	return mt, params
@@ -508,14 +508,14 @@ func (d *decoder) transferDecode(h textproto.MIMEHeader, body []byte, where stri
 		}
 		return out[:n], true
 	}
-	d.fail(where, fmt.Sprintf("unknown transfer encoding %s; read as is", quote(cte)))
+	d.fail(where, fmt.Sprintf("unknown transfer encoding %s; read as is", normalize.Quote(cte)))
 	return body, true
 }
 
 func (d *decoder) charset(b []byte, name, where string) string {
 	cs := lookupCharset(name)
 	if cs == csUnknown {
-		d.fail(where, fmt.Sprintf("unknown charset %s; read as UTF-8", quote(name)))
+		d.fail(where, fmt.Sprintf("unknown charset %s; read as UTF-8", normalize.Quote(name)))
 	}
 	return decodeBytes(b, cs)
 }
@@ -578,12 +578,12 @@ func (d *decoder) attachment(data []byte, name, where string) {
 		shown = "(unnamed)"
 	}
 	if dec == nil {
-		d.fail(where, fmt.Sprintf("%s attachment %s not decoded: no %s decoder configured", kind, quote(shown), kind))
+		d.fail(where, fmt.Sprintf("%s attachment %s not decoded: no %s decoder configured", kind, normalize.Quote(shown), kind))
 		return
 	}
 	evs, errs, err := dec(data)
 	if err != nil {
-		d.fail(where, fmt.Sprintf("%s attachment %s cannot be read: %v", kind, quote(shown), err))
+		d.fail(where, fmt.Sprintf("%s attachment %s cannot be read: %v", kind, normalize.Quote(shown), err))
 		return
 	}
 	for _, fe := range errs {
@@ -679,18 +679,4 @@ func firstLine(s string) string {
 		}
 	}
 	return ""
-}
-
-// quote shortens s for a message so a hostile header does not end up whole
-// in logs.
-func quote(s string) string {
-	const limit = 64
-	if len(s) <= limit {
-		return strconv.Quote(s)
-	}
-	cut := limit
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return strconv.Quote(s[:cut]) + "…"
 }

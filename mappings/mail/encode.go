@@ -16,6 +16,7 @@ import (
 	"unicode"
 
 	"github.com/schakel/schakel/gateway"
+	"github.com/schakel/schakel/gateway/normalize"
 )
 
 // Envelope is what the e-mail channel knows about one outgoing message.
@@ -134,7 +135,7 @@ func prepare(evs []*gateway.Event) ([]warning, error) {
 		t, _, err := gateway.ParseTLP(string(ev.TLP))
 		if err != nil {
 			// Never send a warning without a label.
-			return nil, fmt.Errorf("%s tlp %s cannot be rendered: %w", where, quote(string(ev.TLP)), err)
+			return nil, fmt.Errorf("%s tlp %s cannot be rendered: %w", where, normalize.Quote(string(ev.TLP)), err)
 		}
 		title := sanitizeLabels(singleLine(ev.Title), t)
 		if title == "" {
@@ -569,7 +570,7 @@ func checkAddress(field, s string) (string, error) {
 	}
 	a, err := mail.ParseAddress(s)
 	if err != nil {
-		return "", fmt.Errorf("envelope %s %s is not an e-mail address: %w", field, quote(s), err)
+		return "", fmt.Errorf("envelope %s %s is not an e-mail address: %w", field, normalize.Quote(s), err)
 	}
 	return a.String(), nil
 }
@@ -579,11 +580,11 @@ func angleID(field, s string) (string, error) {
 	s = strings.TrimSpace(s)
 	s = strings.TrimSuffix(strings.TrimPrefix(s, "<"), ">")
 	if s == "" || strings.ContainsAny(s, "<> \t") || !strings.Contains(s, "@") {
-		return "", fmt.Errorf("envelope %s %s must look like <id@domain>", field, quote(s))
+		return "", fmt.Errorf("envelope %s %s must look like <id@domain>", field, normalize.Quote(s))
 	}
 	for _, r := range s {
 		if r > unicode.MaxASCII {
-			return "", fmt.Errorf("envelope %s %s must be ASCII", field, quote(s))
+			return "", fmt.Errorf("envelope %s %s must be ASCII", field, normalize.Quote(s))
 		}
 	}
 	return "<" + s + ">", nil

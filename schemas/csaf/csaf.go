@@ -18,6 +18,7 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v5"
 
+	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/schemas"
 )
 
@@ -35,22 +36,6 @@ var resources = map[string]string{
 	"https://www.first.org/cvss/cvss-v2.0.json": "cvss-v2.0.json",
 	"https://www.first.org/cvss/cvss-v3.0.json": "cvss-v3.0.json",
 	"https://www.first.org/cvss/cvss-v3.1.json": "cvss-v3.1.json",
-}
-
-// Error is one violation: Pointer is the JSON pointer (RFC 6901) of the
-// offending value in the document ("" for the root), Message says what is
-// wrong. A missing required property is reported at the pointer it would
-// have.
-type Error struct {
-	Pointer string `json:"field"`
-	Message string `json:"message"`
-}
-
-func (e Error) Error() string {
-	if e.Pointer == "" {
-		return e.Message
-	}
-	return e.Pointer + ": " + e.Message
 }
 
 type compiled struct {
@@ -133,11 +118,11 @@ func Raw(schemaURL string) []byte {
 
 // Validate checks doc against the CSAF 2.0 schema and returns every
 // violation sorted by pointer; nil when doc is valid. A document that is
-// not JSON gives one Error with an empty pointer.
-func Validate(doc []byte) []Error {
+// not JSON gives one FieldError with an empty Field.
+func Validate(doc []byte) []gateway.FieldError {
 	var v any
 	if err := json.Unmarshal(doc, &v); err != nil {
-		return []Error{{Message: "invalid JSON: " + err.Error()}}
+		return []gateway.FieldError{{Message: "invalid JSON: " + err.Error()}}
 	}
 	return ValidateValue(v)
 }
@@ -145,10 +130,10 @@ func Validate(doc []byte) []Error {
 // ValidateValue checks v, a document decoded by encoding/json into any
 // (map[string]any, []any, float64, string, bool, nil), so a caller that
 // also maps the document decodes it only once.
-func ValidateValue(v any) []Error {
+func ValidateValue(v any) []gateway.FieldError {
 	st := state()
 	if st.err != nil {
-		return []Error{{Message: "CSAF schema unavailable: " + st.err.Error()}}
+		return []gateway.FieldError{{Message: "CSAF schema unavailable: " + st.err.Error()}}
 	}
 	err := st.schema.Validate(v)
 	if err == nil {
@@ -156,24 +141,24 @@ func ValidateValue(v any) []Error {
 	}
 	var ve *jsonschema.ValidationError
 	if !errors.As(err, &ve) {
-		return []Error{{Message: strings.TrimPrefix(err.Error(), "jsonschema: ")}}
+		return []gateway.FieldError{{Message: strings.TrimPrefix(err.Error(), "jsonschema: ")}}
 	}
-	var out []Error
+	var out []gateway.FieldError
 	st.flatten(ve, v, &out)
 	return sortErrors(out)
 }
 
-// flatten appends one Error per leaf of the validator's error tree. For a
+// flatten appends one FieldError per leaf of the validator's error tree. For a
 // failed oneOf or anyOf it reports only the alternative that came closest
 // (fewest violations): a CVSS v3.1 score with a bad base score should not
 // also be told that its version is not "3.0".
-func (st *compiled) flatten(ve *jsonschema.ValidationError, instance any, out *[]Error) {
+func (st *compiled) flatten(ve *jsonschema.ValidationError, instance any, out *[]gateway.FieldError) {
 	kw := lastToken(ve.KeywordLocation)
 	if len(ve.Causes) > 0 {
 		if kw == "oneOf" || kw == "anyOf" {
-			var best []Error
+			var best []gateway.FieldError
 			for i, c := range ve.Causes {
-				var errs []Error
+				var errs []gateway.FieldError
 				st.flatten(c, instance, &errs)
 				if i == 0 || len(errs) < len(best) {
 					best = errs
@@ -196,7 +181,7 @@ func (st *compiled) flatten(ve *jsonschema.ValidationError, instance any, out *[
 		for _, name := range names {
 			s, _ := name.(string)
 			if _, ok := obj[s]; !ok {
-				*out = append(*out, Error{ptr + "/" + escapeToken(s), fmt.Sprintf("missing property %q", s)})
+				*out = append(*out, gateway.FieldError{Field: ptr + "/" + escapeToken(s), Message: fmt.Sprintf("missing property %q", s)})
 			}
 		}
 		if len(*out) > n {
@@ -206,23 +191,23 @@ func (st *compiled) flatten(ve *jsonschema.ValidationError, instance any, out *[
 		f, _ := st.keyword(ve.AbsoluteKeywordLocation).(string)
 		switch f {
 		case "date-time":
-			*out = append(*out, Error{ptr, `must be an RFC 3339 date-time such as "2026-11-20T09:14:33Z"`})
+			*out = append(*out, gateway.FieldError{Field: ptr, Message: `must be an RFC 3339 date-time such as "2026-11-20T09:14:33Z"`})
 		case "uri":
-			*out = append(*out, Error{ptr, "must be an absolute URI"})
+			*out = append(*out, gateway.FieldError{Field: ptr, Message: "must be an absolute URI"})
 		default:
-			*out = append(*out, Error{ptr, "must be a valid " + f})
+			*out = append(*out, gateway.FieldError{Field: ptr, Message: "must be a valid " + f})
 		}
 		return
 	case "minLength":
 		if n, ok := st.keyword(ve.AbsoluteKeywordLocation).(float64); ok && n == 1 {
-			*out = append(*out, Error{ptr, "must not be empty"})
+			*out = append(*out, gateway.FieldError{Field: ptr, Message: "must not be empty"})
 			return
 		}
 	case "pattern":
 		// Some patterns (CPE, CVSS vectors, language tags) run to hundreds
 		// of characters; quoting them helps nobody.
 		if p, ok := st.keyword(ve.AbsoluteKeywordLocation).(string); ok && len(p) > maxQuotedPattern {
-			*out = append(*out, Error{ptr, "does not match the pattern the schema requires for this field"})
+			*out = append(*out, gateway.FieldError{Field: ptr, Message: "does not match the pattern the schema requires for this field"})
 			return
 		}
 	case "minItems", "minProperties":
@@ -231,14 +216,14 @@ func (st *compiled) flatten(ve *jsonschema.ValidationError, instance any, out *[
 			if n != 1 {
 				what = map[string]string{"minItems": "items", "minProperties": "properties"}[kw]
 			}
-			*out = append(*out, Error{ptr, fmt.Sprintf("must have at least %v %s", n, what)})
+			*out = append(*out, gateway.FieldError{Field: ptr, Message: fmt.Sprintf("must have at least %v %s", n, what)})
 			return
 		}
 	case "type":
-		*out = append(*out, Error{ptr, strings.Replace(ve.Message, ", but got ", ", got ", 1)})
+		*out = append(*out, gateway.FieldError{Field: ptr, Message: strings.Replace(ve.Message, ", but got ", ", got ", 1)})
 		return
 	}
-	*out = append(*out, Error{ptr, ve.Message})
+	*out = append(*out, gateway.FieldError{Field: ptr, Message: ve.Message})
 }
 
 // keyword returns the schema value at an absolute keyword location
@@ -265,9 +250,9 @@ func lookup(v any, ptr string) any { return schemas.Lookup(v, ptr) }
 
 // sortErrors orders by pointer (array indexes numerically), then message,
 // and drops duplicates.
-func sortErrors(errs []Error) []Error {
-	slices.SortFunc(errs, func(a, b Error) int {
-		if c := ComparePointers(a.Pointer, b.Pointer); c != 0 {
+func sortErrors(errs []gateway.FieldError) []gateway.FieldError {
+	slices.SortFunc(errs, func(a, b gateway.FieldError) int {
+		if c := ComparePointers(a.Field, b.Field); c != 0 {
 			return c
 		}
 		return strings.Compare(a.Message, b.Message)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/schemas/csaf"
 )
 
@@ -80,7 +81,7 @@ func TestValidate(t *testing.T) {
 		name    string
 		doc     string
 		changes []change
-		want    []csaf.Error
+		want    []gateway.FieldError
 	}{
 		{name: "synthetic NCSC advisory is valid", doc: "ncsc-2026-0389.json"},
 		{name: "CISA VEX advisory is valid", doc: "cisa_va-24-262-01.json"},
@@ -98,22 +99,22 @@ func TestValidate(t *testing.T) {
 			name:    "unknown TLP label",
 			doc:     "ncsc-2026-0389.json",
 			changes: []change{{ptr: "/document/distribution/tlp/label", val: "AMBER+STRICT"}},
-			want:    []csaf.Error{{"/document/distribution/tlp/label", `value must be one of "AMBER", "GREEN", "RED", "WHITE"`}},
+			want:    []gateway.FieldError{{Field: "/document/distribution/tlp/label", Message: `value must be one of "AMBER", "GREEN", "RED", "WHITE"`}},
 		},
 		{
 			name:    "missing title and tracking id",
 			doc:     "ncsc-2026-0389.json",
 			changes: []change{{ptr: "/document/title", del: true}, {ptr: "/document/tracking/id", del: true}},
-			want: []csaf.Error{
-				{"/document/title", `missing property "title"`},
-				{"/document/tracking/id", `missing property "id"`},
+			want: []gateway.FieldError{
+				{Field: "/document/title", Message: `missing property "title"`},
+				{Field: "/document/tracking/id", Message: `missing property "id"`},
 			},
 		},
 		{
 			name:    "CVSS v3.1 base score out of range reports only the 3.1 problem",
 			doc:     "ncsc-2026-0389.json",
 			changes: []change{{ptr: "/vulnerabilities/0/scores/0/cvss_v3/baseScore", val: 11.0}},
-			want:    []csaf.Error{{"/vulnerabilities/0/scores/0/cvss_v3/baseScore", "must be <= 10 but found 11"}},
+			want:    []gateway.FieldError{{Field: "/vulnerabilities/0/scores/0/cvss_v3/baseScore", Message: "must be <= 10 but found 11"}},
 		},
 		{
 			name: "CVSS v2 vector is checked by the FIRST schema",
@@ -121,7 +122,7 @@ func TestValidate(t *testing.T) {
 			changes: []change{{ptr: "/vulnerabilities/0/scores/0/cvss_v2", val: map[string]any{
 				"version": "2.0", "vectorString": "AV:X", "baseScore": 7.5,
 			}}},
-			want: []csaf.Error{{"/vulnerabilities/0/scores/0/cvss_v2/vectorString", "does not match the pattern the schema requires for this field"}},
+			want: []gateway.FieldError{{Field: "/vulnerabilities/0/scores/0/cvss_v2/vectorString", Message: "does not match the pattern the schema requires for this field"}},
 		},
 		{
 			name: "bad date-time, empty title and bad CVE",
@@ -131,17 +132,17 @@ func TestValidate(t *testing.T) {
 				{ptr: "/document/title", val: ""},
 				{ptr: "/vulnerabilities/1/cve", val: "CVE-26-1"},
 			},
-			want: []csaf.Error{
-				{"/document/title", "must not be empty"},
-				{"/document/tracking/current_release_date", `must be an RFC 3339 date-time such as "2026-11-20T09:14:33Z"`},
-				{"/vulnerabilities/1/cve", `does not match pattern '^CVE-[0-9]{4}-[0-9]{4,}$'`},
+			want: []gateway.FieldError{
+				{Field: "/document/title", Message: "must not be empty"},
+				{Field: "/document/tracking/current_release_date", Message: `must be an RFC 3339 date-time such as "2026-11-20T09:14:33Z"`},
+				{Field: "/vulnerabilities/1/cve", Message: `does not match pattern '^CVE-[0-9]{4}-[0-9]{4,}$'`},
 			},
 		},
 		{
 			name:    "wrong type",
 			doc:     "ncsc-2026-0389.json",
 			changes: []change{{ptr: "/document/notes", val: "text"}},
-			want:    []csaf.Error{{"/document/notes", "expected array, got string"}},
+			want:    []gateway.FieldError{{Field: "/document/notes", Message: "expected array, got string"}},
 		},
 	}
 	for _, tt := range tests {
@@ -171,7 +172,7 @@ func TestValidateSortsArrayIndexesNumerically(t *testing.T) {
 	got := csaf.Validate(marshal(t, doc))
 	var ptrs []string
 	for _, e := range got {
-		ptrs = append(ptrs, e.Pointer)
+		ptrs = append(ptrs, e.Field)
 	}
 	want := []string{"/vulnerabilities/2/cve", "/vulnerabilities/10/cve"}
 	if !slices.Equal(ptrs, want) {
@@ -190,7 +191,7 @@ func clone(t testing.TB, v any) any {
 func TestValidateNotJSON(t *testing.T) {
 	for _, in := range []string{"", "{", "[1,2", "\xff", `{"document": }`} {
 		got := csaf.Validate([]byte(in))
-		if len(got) != 1 || got[0].Pointer != "" || !strings.HasPrefix(got[0].Message, "invalid JSON") {
+		if len(got) != 1 || got[0].Field != "" || !strings.HasPrefix(got[0].Message, "invalid JSON") {
 			t.Errorf("Validate(%q) = %q, want one invalid-JSON error at the root", in, got)
 		}
 	}
@@ -198,7 +199,7 @@ func TestValidateNotJSON(t *testing.T) {
 
 func TestValidateNotAnObject(t *testing.T) {
 	got := csaf.Validate([]byte(`[]`))
-	want := []csaf.Error{{"", "expected object, got array"}}
+	want := []gateway.FieldError{{Field: "", Message: "expected object, got array"}}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}
@@ -223,10 +224,10 @@ func TestRaw(t *testing.T) {
 }
 
 func TestErrorString(t *testing.T) {
-	if got := (csaf.Error{Pointer: "/document/title", Message: "must not be empty"}).Error(); got != "/document/title: must not be empty" {
+	if got := (gateway.FieldError{Field: "/document/title", Message: "must not be empty"}).Error(); got != "/document/title: must not be empty" {
 		t.Errorf("got %q", got)
 	}
-	if got := (csaf.Error{Message: "invalid JSON"}).Error(); got != "invalid JSON" {
+	if got := (gateway.FieldError{Message: "invalid JSON"}).Error(); got != "invalid JSON" {
 		t.Errorf("got %q", got)
 	}
 }
@@ -246,9 +247,9 @@ func TestValidateEmptyCollections(t *testing.T) {
 	edit(t, doc, "/document/distribution", map[string]any{}, false)
 	edit(t, doc, "/vulnerabilities/0/product_status/known_affected", []any{}, false)
 	got := csaf.Validate(marshal(t, doc))
-	want := []csaf.Error{
-		{"/document/distribution", "must have at least 1 property"},
-		{"/vulnerabilities/0/product_status/known_affected", "must have at least 1 item"},
+	want := []gateway.FieldError{
+		{Field: "/document/distribution", Message: "must have at least 1 property"},
+		{Field: "/vulnerabilities/0/product_status/known_affected", Message: "must have at least 1 item"},
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)

@@ -26,14 +26,14 @@ func FuzzValidate(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		errs := csaf.Validate(data)
 		for i := 1; i < len(errs); i++ {
-			c := csaf.ComparePointers(errs[i-1].Pointer, errs[i].Pointer)
+			c := csaf.ComparePointers(errs[i-1].Field, errs[i].Field)
 			if c > 0 || (c == 0 && errs[i-1].Message >= errs[i].Message) {
 				t.Fatalf("errors not sorted or duplicated: %q before %q", errs[i-1], errs[i])
 			}
 		}
 		for _, e := range errs {
 			if e.Message == "" {
-				t.Fatalf("error without a message at %q", e.Pointer)
+				t.Fatalf("error without a message at %q", e.Field)
 			}
 		}
 	})

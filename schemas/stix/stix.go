@@ -19,6 +19,8 @@ import (
 	"sync"
 
 	"github.com/santhosh-tekuri/jsonschema/v5"
+
+	"github.com/schakel/schakel/gateway"
 )
 
 // baseURL is the prefix of every vendored schema's "$id".
@@ -32,21 +34,6 @@ const (
 
 //go:embed oasis/common/*.json oasis/sdos/*.json oasis/sros/*.json oasis/observables/*.json
 var files embed.FS
-
-// Error is one violation: Pointer is the JSON pointer (RFC 6901) of the
-// offending value inside the object ("" for the object itself), Message
-// says what is wrong without echoing the value.
-type Error struct {
-	Pointer string `json:"field"`
-	Message string `json:"message"`
-}
-
-func (e Error) Error() string {
-	if e.Pointer == "" {
-		return e.Message
-	}
-	return e.Pointer + ": " + e.Message
-}
 
 type compiled struct {
 	byType map[string]*jsonschema.Schema // object type → its schema
@@ -122,24 +109,24 @@ func Types() []string {
 // its objects against its own type's schema, with pointers under
 // "/objects/N" (the vendored bundle.json cannot hold groupings). It returns
 // nil when the object is valid, else every leaf violation once, sorted by
-// pointer.
-func ValidateObject(obj []byte) []Error {
+// pointer; messages say what is wrong without echoing the value.
+func ValidateObject(obj []byte) []gateway.FieldError {
 	st := state()
 	if st.err != nil {
-		return []Error{{Message: "stix schemas unavailable: " + st.err.Error()}}
+		return []gateway.FieldError{{Message: "stix schemas unavailable: " + st.err.Error()}}
 	}
 	v, err := decode(obj)
 	if err != nil {
-		return []Error{{Message: err.Error()}}
+		return []gateway.FieldError{{Message: err.Error()}}
 	}
 	if errs := checkNumbers(v, "", nil); len(errs) > 0 {
 		return sortErrors(errs)
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
-		return []Error{{Message: "a STIX object must be a JSON object"}}
+		return []gateway.FieldError{{Message: "a STIX object must be a JSON object"}}
 	}
-	var out []Error
+	var out []gateway.FieldError
 	if t, _ := m["type"].(string); t == "bundle" {
 		shell := make(map[string]any, len(m))
 		for k, e := range m {
@@ -153,7 +140,7 @@ func ValidateObject(obj []byte) []Error {
 				out = st.validate(st.schemaFor(o), o, "/objects/"+strconv.Itoa(i), out)
 			}
 		} else if _, present := m["objects"]; present {
-			out = append(out, Error{"/objects", "must be an array"})
+			out = append(out, gateway.FieldError{Field: "/objects", Message: "must be an array"})
 		}
 		return sortErrors(out)
 	}
@@ -183,21 +170,21 @@ func (st *compiled) schemaFor(v any) *jsonschema.Schema {
 	return st.core
 }
 
-func (st *compiled) validate(s *jsonschema.Schema, v any, prefix string, out []Error) []Error {
+func (st *compiled) validate(s *jsonschema.Schema, v any, prefix string, out []gateway.FieldError) []gateway.FieldError {
 	err := s.Validate(v)
 	if err == nil {
 		return out
 	}
 	var ve *jsonschema.ValidationError
 	if !errors.As(err, &ve) {
-		return append(out, Error{prefix, strings.TrimPrefix(err.Error(), "jsonschema: ")})
+		return append(out, gateway.FieldError{Field: prefix, Message: strings.TrimPrefix(err.Error(), "jsonschema: ")})
 	}
 	return leaves(ve, prefix, out)
 }
 
 // leaves keeps the innermost causes: the wrapper nodes ("doesn't validate
 // with …", "allOf failed") say nothing a reader can act on.
-func leaves(ve *jsonschema.ValidationError, prefix string, out []Error) []Error {
+func leaves(ve *jsonschema.ValidationError, prefix string, out []gateway.FieldError) []gateway.FieldError {
 	if len(ve.Causes) > 0 {
 		for _, c := range ve.Causes {
 			out = leaves(c, prefix, out)
@@ -211,12 +198,12 @@ func leaves(ve *jsonschema.ValidationError, prefix string, out []Error) []Error 
 		if _, list, ok := strings.Cut(ve.Message, ": "); ok {
 			for _, q := range strings.Split(list, ", ") {
 				name := strings.Trim(q, "'")
-				out = append(out, Error{ptr + "/" + escape(name), fmt.Sprintf("missing property %q", name)})
+				out = append(out, gateway.FieldError{Field: ptr + "/" + escape(name), Message: fmt.Sprintf("missing property %q", name)})
 			}
 			return out
 		}
 	}
-	return append(out, Error{ptr, message(ve)})
+	return append(out, gateway.FieldError{Field: ptr, Message: message(ve)})
 }
 
 // message reads the keyword that failed and words the violation without the
@@ -237,11 +224,11 @@ func message(ve *jsonschema.ValidationError) string {
 
 // checkNumbers rejects numbers the validator would turn into huge big.Rat
 // values (it panics on some and is slow on others); STIX has no use for them.
-func checkNumbers(v any, ptr string, errs []Error) []Error {
+func checkNumbers(v any, ptr string, errs []gateway.FieldError) []gateway.FieldError {
 	switch v := v.(type) {
 	case json.Number:
 		if !sensibleNumber(string(v)) {
-			errs = append(errs, Error{ptr, "number is malformed or out of range"})
+			errs = append(errs, gateway.FieldError{Field: ptr, Message: "number is malformed or out of range"})
 		}
 	case map[string]any:
 		for k, e := range v {
@@ -283,12 +270,12 @@ func escape(token string) string {
 
 // sortErrors orders by pointer and drops repeats (oneOf branches often fail
 // the same way).
-func sortErrors(errs []Error) []Error {
+func sortErrors(errs []gateway.FieldError) []gateway.FieldError {
 	if len(errs) == 0 {
 		return nil
 	}
-	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Pointer < errs[j].Pointer })
-	seen := make(map[Error]bool, len(errs))
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Field < errs[j].Field })
+	seen := make(map[gateway.FieldError]bool, len(errs))
 	out := errs[:0]
 	for _, e := range errs {
 		if !seen[e] {

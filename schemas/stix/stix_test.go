@@ -118,7 +118,7 @@ func TestValidateObject(t *testing.T) {
 func TestErrorsAreSortedAndUnique(t *testing.T) {
 	errs := ValidateObject([]byte(`{"type":"indicator","id":"bad","created":"x","modified":"x"}`))
 	for i := 1; i < len(errs); i++ {
-		if errs[i].Pointer < errs[i-1].Pointer {
+		if errs[i].Field < errs[i-1].Field {
 			t.Errorf("not sorted: %v", errs)
 		}
 		for j := 0; j < i; j++ {
@@ -138,8 +138,8 @@ func FuzzValidateObject(f *testing.F) {
 			if e.Message == "" {
 				t.Fatalf("error without message: %+v", e)
 			}
-			if e.Pointer != "" && e.Pointer[0] != '/' {
-				t.Fatalf("pointer %q is not a JSON pointer", e.Pointer)
+			if e.Field != "" && e.Field[0] != '/' {
+				t.Fatalf("pointer %q is not a JSON pointer", e.Field)
 			}
 		}
 	})
