@@ -103,10 +103,11 @@ type Options struct {
 
 // Console serves the console pages.
 type Console struct {
-	o     Options
-	admin [][sha256.Size]byte
-	pages map[string]*template.Template
-	keys  keyCache
+	o           Options
+	admin       [][sha256.Size]byte
+	pages       map[string]*template.Template
+	adminKeys   adminKeyCache
+	contactKeys keyReport
 }
 
 // New parses the embedded templates and returns a console.
@@ -126,7 +127,7 @@ func New(o Options) (*Console, error) {
 	if o.KeyCheckTTL <= 0 {
 		o.KeyCheckTTL = DefaultKeyCheckTTL
 	}
-	c := &Console{o: o, pages: map[string]*template.Template{}, keys: keyCache{m: map[string]time.Time{}}}
+	c := &Console{o: o, pages: map[string]*template.Template{}, adminKeys: adminKeyCache{m: map[string]time.Time{}}}
 	for _, k := range o.AdminKeys {
 		c.admin = append(c.admin, sha256.Sum256([]byte(k)))
 	}
@@ -249,10 +250,10 @@ func (c *Console) configured(h [sha256.Size]byte) bool {
 	return ok == 1
 }
 
-// keyCache remembers, per key hash, until when a store-issued admin key was
+// adminKeyCache remembers, per key hash, until when a store-issued admin key was
 // last seen valid. Only positive answers are kept: a revoked key is asked
 // about again, and fails again, on every request.
-type keyCache struct {
+type adminKeyCache struct {
 	mu sync.Mutex
 	m  map[string]time.Time
 }
@@ -268,9 +269,9 @@ func (c *Console) keyValid(ctx context.Context, hexHash string) (bool, error) {
 		return true, nil
 	}
 	now := c.o.Now()
-	c.keys.mu.Lock()
-	until, ok := c.keys.m[hexHash]
-	c.keys.mu.Unlock()
+	c.adminKeys.mu.Lock()
+	until, ok := c.adminKeys.m[hexHash]
+	c.adminKeys.mu.Unlock()
 	if ok && now.Before(until) {
 		return true, nil
 	}
@@ -281,18 +282,18 @@ func (c *Console) keyValid(ctx context.Context, hexHash string) (bool, error) {
 		return false, fmt.Errorf("check admin key: %w", err)
 	}
 	valid := slices.ContainsFunc(infos, func(k store.KeyInfo) bool { return strings.HasPrefix(hexHash, k.Hash) })
-	c.keys.mu.Lock()
-	defer c.keys.mu.Unlock()
+	c.adminKeys.mu.Lock()
+	defer c.adminKeys.mu.Unlock()
 	if valid {
-		c.keys.m[hexHash] = now.Add(c.o.KeyCheckTTL)
+		c.adminKeys.m[hexHash] = now.Add(c.o.KeyCheckTTL)
 	} else {
-		delete(c.keys.m, hexHash)
+		delete(c.adminKeys.m, hexHash)
 	}
 	// Sessions last hours and keys are few; expired entries are swept so the
 	// map stays as small as the set of keys in use.
-	for k, t := range c.keys.m {
+	for k, t := range c.adminKeys.m {
 		if !now.Before(t) {
-			delete(c.keys.m, k)
+			delete(c.adminKeys.m, k)
 		}
 	}
 	return valid, nil
