@@ -112,5 +112,9 @@ func smimeCertInfo(p string) (ContactKey, error) {
 	if err != nil {
 		return ContactKey{}, fmt.Errorf("not an X.509 certificate: %w", err)
 	}
+	if cert.PublicKeyAlgorithm != x509.RSA {
+		// Enveloped-data key transport, as sent, needs an RSA key.
+		return ContactKey{}, fmt.Errorf("the certificate's key is %s; S/MIME encryption needs an RSA key", cert.PublicKeyAlgorithm)
+	}
 	return ContactKey{Field: "smime_cert", ID: fmt.Sprintf("%s (serial %s)", cert.Subject, cert.SerialNumber), Expires: cert.NotAfter}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -40,8 +41,22 @@ func armoredPublicKey(t *testing.T, lifetime time.Duration) (string, string) {
 
 func pemCert(t *testing.T, notAfter time.Time) string {
 	t.Helper()
-	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	k, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(42), Subject: pkix.Name{CommonName: "SOC B"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}
+
+func ecCert(t *testing.T) string {
+	t.Helper()
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
 	if err != nil {
 		t.Fatal(err)
@@ -95,6 +110,8 @@ func TestParseConstituentsContactKeys(t *testing.T) {
 			`constituents[0].contacts[0].smime_cert (line 1, id "a"): must be a PEM certificate (-----BEGIN CERTIFICATE-----)`},
 		{"corrupt key", fmt.Sprintf("- id: a\n  name: A\n  contacts:\n  - email: soc@a.example\n    pgp_key: |\n%s\n", indent(broken)),
 			`constituents[0].contacts[0].pgp_key (line 5, id "a"): not an ASCII-armored OpenPGP public key`},
+		{"EC certificate", fmt.Sprintf("- id: a\n  name: A\n  contacts:\n  - email: soc@a.example\n    smime_cert: |\n%s\n", indent(ecCert(t))),
+			`constituents[0].contacts[0].smime_cert (line 5, id "a"): the certificate's key is ECDSA; S/MIME encryption needs an RSA key`},
 		{"corrupt certificate", "- {id: a, name: A, contacts: [{email: soc@a.example, smime_cert: \"-----BEGIN CERTIFICATE-----\\nAAAA\\n-----END CERTIFICATE-----\\n\"}]}\n",
 			`constituents[0].contacts[0].smime_cert (line 1, id "a"): not an X.509 certificate`},
 	} {
