@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"mime"
@@ -139,7 +140,7 @@ func TestSinkEncrypts(t *testing.T) {
 			s := newTestSink(t, relay, SinkOptions{Encrypt: defaultPolicy, Contacts: contactList(c.Contacts),
 				PublicURL: "https://schakel.test", Now: func() time.Time { return now }})
 			const title = "Ransomware bij Zorginstelling Noord"
-			ev := testEvent("8d5c0b9e-2f0c-4f57-9d3e-2b6a3c1f0c"+twoDigits(i), tc.tlp, title)
+			ev := testEvent(fmt.Sprintf("8d5c0b9e-2f0c-4f57-9d3e-2b6a3c1f0c%02d", i), tc.tlp, title)
 			recipient := "a"
 			if tc.c == nil {
 				recipient = "person:" + tc.to
@@ -216,8 +217,6 @@ func (l contactList) Contact(email string) (gateway.Contact, bool) {
 	}
 	return gateway.Contact{}, false
 }
-
-func twoDigits(i int) string { return string(rune('0'+i/10)) + string(rune('0'+i%10)) }
 
 // With a signing key, the encrypted entity is the signed message: the
 // recipient decrypts, then verifies the CSIRT's signature (sign, then
