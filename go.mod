@@ -10,6 +10,7 @@ require (
 	github.com/prometheus/client_golang v1.25.0
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/santhosh-tekuri/jsonschema/v5 v5.3.1
+	github.com/smallstep/pkcs7 v0.2.3
 	golang.org/x/net v0.62.0
 	gopkg.in/yaml.v3 v3.0.1
 )

@@ -23,12 +23,19 @@ type Assets struct {
 }
 
 // Contact is a person or mailbox at a constituent. Red contacts may be named
-// recipients of TLP:RED.
+// recipients of TLP:RED. PGPKey (an ASCII-armored OpenPGP public key) or
+// SMIMECert (a PEM certificate) lets warnings to the contact go encrypted;
+// channels.email.encrypt says for which TLPs they must.
 type Contact struct {
-	Email string `json:"email" yaml:"email"`
-	Name  string `json:"name,omitempty" yaml:"name,omitempty"`
-	Red   bool   `json:"red,omitempty" yaml:"red,omitempty"`
+	Email     string `json:"email" yaml:"email"`
+	Name      string `json:"name,omitempty" yaml:"name,omitempty"`
+	Red       bool   `json:"red,omitempty" yaml:"red,omitempty"`
+	PGPKey    string `json:"pgp_key,omitempty" yaml:"pgp_key,omitempty"`
+	SMIMECert string `json:"smime_cert,omitempty" yaml:"smime_cert,omitempty"`
 }
+
+// HasKey reports whether warnings to the contact can be encrypted.
+func (c Contact) HasKey() bool { return c.PGPKey != "" || c.SMIMECert != "" }
 
 // Webhook is a Standard Webhooks endpoint; Secret has the form whsec_<base64>.
 type Webhook struct {

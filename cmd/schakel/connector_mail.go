@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/schakel/schakel/connectors/mail"
 	"github.com/schakel/schakel/gateway"
@@ -83,7 +84,9 @@ func emailChannel(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) 
 	sink, err := mail.NewSink(mail.SinkOptions{
 		Relay: mail.Relay{Address: e.Relay, TLS: mode, Username: e.Username, Password: e.Password},
 		From:  e.From, PublicURL: cfg.PublicURL, Signer: signer,
-		Redis: g.rdb, Prefix: cfg.Redis.Prefix, Versions: g.Store, Log: g.log.With("channel", "email"),
+		Encrypt:  mail.EncryptPolicy{Required: e.Encrypt.RequiredFor, Preferred: e.Encrypt.PreferredFor},
+		Contacts: registryContacts{g},
+		Redis:    g.rdb, Prefix: cfg.Redis.Prefix, Versions: g.Store, Log: g.log.With("channel", "email"),
 	})
 	if err != nil {
 		return err
@@ -92,4 +95,23 @@ func emailChannel(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) 
 	// Idle relay sessions end at shutdown, after the deliveries stopped.
 	w.cleanup.push("channel email", sink.Close)
 	return nil
+}
+// registryContacts finds a named person's key among the constituents'
+// contacts, read at send time from the current registry snapshot.
+type registryContacts struct{ g *Gateway }
+
+func (r registryContacts) Contact(email string) (gateway.Contact, bool) {
+	if r.g.Registry == nil {
+		return gateway.Contact{}, false
+	}
+	var found gateway.Contact
+	ok := false
+	for _, c := range r.g.Registry.Current().Constituents {
+		for _, ct := range c.Contacts {
+			if strings.EqualFold(ct.Email, email) && (!ok || !found.HasKey()) {
+				found, ok = ct, true
+			}
+		}
+	}
+	return found, ok
 }

@@ -34,6 +34,7 @@ type mailConf struct {
 	smtpListen   string            // an smtp source listening here
 	lists        bool              // a public and a community mailing list
 	constituents string            // constituents.yaml
+	encrypt      string            // channels.email.encrypt as YAML; empty: the default
 }
 
 func writeMailConfig(t *testing.T, dir string, r *redistest.Redis, c mailConf) string {
@@ -55,7 +56,11 @@ func writeMailConfig(t *testing.T, dir string, r *redistest.Redis, c mailConf) s
 	}
 	b.WriteString("channels:\n  webhook: {timeout: 2s, max_attempts: 6}\n")
 	if c.relay != nil {
-		fmt.Fprintf(&b, "  email: {relay: %q, tls: none, from: warnings@schakel.example}\n", c.relay.Addr)
+		enc := ""
+		if c.encrypt != "" {
+			enc = ", encrypt: " + c.encrypt
+		}
+		fmt.Fprintf(&b, "  email: {relay: %q, tls: none, from: warnings@schakel.example%s}\n", c.relay.Addr, enc)
 	}
 	if c.lists {
 		b.WriteString("mailing_lists:\n  - {address: public-warnings@lists.example, audience: public}\n  - {address: members@lists.example, audience: community}\n")
@@ -267,7 +272,10 @@ const twoConstituents = `
 func TestAcceptanceMailChannelPolicy(t *testing.T) {
 	r := redistest.New(t)
 	relay := mailtest.NewRelay(t, mailtest.RelayOptions{})
-	path := writeMailConfig(t, t.TempDir(), r, mailConf{relay: relay, lists: true, constituents: twoConstituents})
+	// Routing is checked on readable messages: no TLP requires encryption
+	// here (TestAcceptanceMailEncryption covers the default).
+	path := writeMailConfig(t, t.TempDir(), r, mailConf{relay: relay, lists: true, constituents: twoConstituents,
+		encrypt: "{required_for: [], preferred_for: []}"})
 	h, _ := startMailGateway(t, path)
 	const (
 		clear  = "c1ea0000-0000-4000-8000-000000000001"

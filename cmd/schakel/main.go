@@ -24,6 +24,9 @@ Usage:
   schakel constituents import FILE         import constituents (YAML or CSV) through the admin API
                                            [--config FILE | --url URL --key ADMINKEY]
   schakel explain --event ID --constituent ID [--config FILE | --url URL --key ADMINKEY]
+  schakel sink [--webhook ADDR --secret whsec_…] [--smtp ADDR]
+                                           print verified webhook deliveries and received mail
+                                           (a receiver for trying Schakel out on one machine)
   schakel version
 `
 
@@ -48,6 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdConstituents(ctx, args[1:], stdout, stderr)
 	case "explain":
 		err = cmdExplain(ctx, args[1:], stdout)
+	case "sink":
+		err = cmdSink(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "schakel", version)
 	case "help", "--help", "-h":

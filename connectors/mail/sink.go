@@ -46,7 +46,14 @@ type SinkOptions struct {
 	Log       *slog.Logger
 	Now       func() time.Time
 	// Signer, when set, PGP/MIME-signs every message (warnings and digests).
+	// An encrypted message is signed first, then encrypted.
 	Signer *PGPSigner
+	// Encrypt says which TLPs go encrypted to contacts with a key; the zero
+	// value encrypts nothing.
+	Encrypt EncryptPolicy
+	// Contacts finds named persons' keys (their deliveries carry no
+	// constituent); nil means named persons have none.
+	Contacts Contacts
 }
 
 // Sink is the e-mail channel (gateway.ChannelEmail): it renders a projected
@@ -66,6 +73,9 @@ type Sink struct {
 	domain    string
 	publicURL string
 	signer    *PGPSigner
+	encrypt   EncryptPolicy
+	contacts  Contacts
+	keys      keyCache
 	digests   *digests
 	maxDigest int
 	versions  Versions
@@ -105,7 +115,7 @@ func NewSink(o SinkOptions) (*Sink, error) {
 	s := &Sink{
 		pool: newPool(o.Relay, o.MaxConns, o.MaxPerConn, 15*time.Second),
 		from: from, domain: from[strings.LastIndexByte(from, '@')+1:], publicURL: o.PublicURL,
-		signer:    o.Signer,
+		signer: o.Signer, encrypt: o.Encrypt, contacts: o.Contacts,
 		maxDigest: o.MaxDigest, versions: o.Versions, log: o.Log, now: o.Now,
 	}
 	if o.Redis != nil {
@@ -127,7 +137,7 @@ func (s *Sink) Close() error {
 
 // Deliver sends ev to d.Target: alone, or as a digest with the deliveries
 // held for the same target when d itself was deferred before.
-func (s *Sink) Deliver(ctx context.Context, d gateway.Delivery, _ *gateway.Constituent, ev *gateway.Event, handling string) error {
+func (s *Sink) Deliver(ctx context.Context, d gateway.Delivery, c *gateway.Constituent, ev *gateway.Event, handling string) error {
 	to, err := targetAddress(d)
 	if err != nil {
 		return gateway.Permanent(err)
@@ -141,10 +151,10 @@ func (s *Sink) Deliver(ctx context.Context, d gateway.Delivery, _ *gateway.Const
 			return nil
 		}
 		if isHeld {
-			return s.drain(ctx, d, to, ev, handling)
+			return s.drain(ctx, d, c, to, ev, handling)
 		}
 	}
-	return s.sendOne(ctx, d, to, ev, handling)
+	return s.sendOne(ctx, d, c, to, ev, handling)
 }
 
 // Hold keeps a delivery the rate limit deferred for the next message to its
@@ -181,7 +191,11 @@ func (s *Sink) Holding(ctx context.Context, recipient gateway.Recipient, target 
 	return int(n), nil
 }
 
-func (s *Sink) sendOne(ctx context.Context, d gateway.Delivery, to string, ev *gateway.Event, handling string) error {
+func (s *Sink) sendOne(ctx context.Context, d gateway.Delivery, c *gateway.Constituent, to string, ev *gateway.Event, handling string) error {
+	prot, key := s.protectionFor(c, to, ev.TLP)
+	if prot == protNotice {
+		return s.sendNotice(ctx, d, to, ev.TLP, ev.Priority == gateway.PriorityCritical)
+	}
 	env := s.envelope(d, to)
 	env.MessageID = s.messageID(d.ID)
 	env.InReplyTo = s.thread(ctx, d)
@@ -190,12 +204,37 @@ func (s *Sink) sendOne(ctx context.Context, d gateway.Delivery, to string, ev *g
 	if err != nil {
 		return gateway.Permanent(fmt.Errorf("render delivery %s: %w", d.ID, err))
 	}
+	if msg, err = s.protect(msg, prot, key, d); err != nil {
+		return err
+	}
 	return classify(s.pool.send(ctx, s.from, to, msg))
+}
+
+// protect encrypts msg when prot says so.
+func (s *Sink) protect(msg []byte, prot protection, key recipientKey, d gateway.Delivery) ([]byte, error) {
+	if prot == protClear {
+		return msg, nil
+	}
+	out, err := encryptMessage(msg, prot, key, s.now())
+	if err != nil {
+		// Never fall back to clear: a key that cannot be used needs the
+		// operator, and the dead letter tells them.
+		return nil, gateway.Permanent(fmt.Errorf("delivery %s: %w", d.ID, err))
+	}
+	return out, nil
+}
+
+// sendNotice tells a recipient without a key that a warning waits, and
+// logs it: the operator should obtain the recipient's key.
+func (s *Sink) sendNotice(ctx context.Context, d gateway.Delivery, to string, tlp gateway.TLP, critical bool) error {
+	s.log.WarnContext(ctx, "no encryption key for a recipient of an encrypt-only warning; sent a notice without content",
+		"delivery_id", d.ID, "recipient", d.Recipient, "target", to, "tlp", string(tlp))
+	return classify(s.pool.send(ctx, s.from, to, s.notice(d, to, tlp, critical)))
 }
 
 // drain sends d with everything held for its target, under the target's
 // lock so two deliveries let through together never send the same warning twice.
-func (s *Sink) drain(ctx context.Context, d gateway.Delivery, to string, ev *gateway.Event, handling string) error {
+func (s *Sink) drain(ctx context.Context, d gateway.Delivery, c *gateway.Constituent, to string, ev *gateway.Event, handling string) error {
 	unlock, err := s.digests.lock(ctx, d)
 	if err != nil {
 		return err
@@ -222,9 +261,9 @@ func (s *Sink) drain(ctx context.Context, d gateway.Delivery, to string, ev *gat
 	}
 	evs, handlings := latestPerEvent(batch)
 	if len(evs) == 1 {
-		err = s.sendOne(ctx, d, to, evs[0], handlings[0])
+		err = s.sendOne(ctx, d, c, to, evs[0], handlings[0])
 	} else {
-		err = s.sendDigest(ctx, d, to, ids, evs, handlings)
+		err = s.sendDigest(ctx, d, c, to, ids, evs, handlings)
 	}
 	if err != nil {
 		return err
@@ -258,7 +297,18 @@ func latestPerEvent(batch []held) ([]*gateway.Event, []string) {
 	return evs, hs
 }
 
-func (s *Sink) sendDigest(ctx context.Context, d gateway.Delivery, to string, ids []string, evs []*gateway.Event, handlings []string) error {
+func (s *Sink) sendDigest(ctx context.Context, d gateway.Delivery, c *gateway.Constituent, to string, ids []string, evs []*gateway.Event, handlings []string) error {
+	// The digest is protected as its strictest warning requires.
+	var top gateway.TLP
+	critical := false
+	for _, ev := range evs {
+		top = gateway.Stricter(top, ev.TLP)
+		critical = critical || ev.Priority == gateway.PriorityCritical
+	}
+	prot, key := s.protectionFor(c, to, top)
+	if prot == protNotice {
+		return s.sendNotice(ctx, d, to, top, critical)
+	}
 	env := s.envelope(d, to)
 	sorted := slices.Clone(ids)
 	slices.Sort(sorted)
@@ -272,6 +322,9 @@ func (s *Sink) sendDigest(ctx context.Context, d gateway.Delivery, to string, id
 	msg, err := mailmap.EncodeDigest(evs, env)
 	if err != nil {
 		return gateway.Permanent(fmt.Errorf("render digest for %s: %w", d.ID, err))
+	}
+	if msg, err = s.protect(msg, prot, key, d); err != nil {
+		return err
 	}
 	return classify(s.pool.send(ctx, s.from, to, msg))
 }

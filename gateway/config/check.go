@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -16,6 +17,13 @@ func (p *parser) check(c *Config) {
 	p.hostPort("/listen", c.Listen)
 	if c.Channels.Email.Relay != "" {
 		p.hostPort("/channels/email/relay", c.Channels.Email.Relay)
+	}
+
+	enc := c.Channels.Email.Encrypt
+	for i, t := range enc.PreferredFor {
+		if slices.Contains(enc.RequiredFor, t) {
+			p.fail(fmt.Sprintf("/channels/email/encrypt/preferred_for/%d", i), nil, "%s is also in required_for; name each TLP in one list", t.Label())
+		}
 	}
 
 	pol := p.egress(c.Egress)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -188,7 +189,28 @@ type EmailChannel struct {
 	PGPPassphraseFile string `json:"pgp_passphrase_file" yaml:"pgp_passphrase_file"`
 	PGPKey            string `json:"-" yaml:"-"` // read from PGPKeyFile
 	PGPPassphrase     string `json:"-" yaml:"-"` // read from PGPPassphraseFile
+	// Encrypt says which warnings go encrypted to contacts with a pgp_key
+	// or smime_cert.
+	Encrypt EmailEncrypt `json:"encrypt" yaml:"encrypt"`
 }
+
+// EmailEncrypt lists TLPs by how warnings under them are protected.
+// RequiredFor: only encrypted; a contact without a key gets a notice that
+// a warning waits, without its content. PreferredFor: encrypted when the
+// contact has a key, else as before. A TLP in neither list goes as before.
+// An absent list takes its default (DefaultEncryptRequired,
+// DefaultEncryptPreferred); an empty list ([]) means none.
+type EmailEncrypt struct {
+	RequiredFor  []gateway.TLP `json:"required_for" yaml:"required_for"`
+	PreferredFor []gateway.TLP `json:"preferred_for" yaml:"preferred_for"`
+}
+
+var (
+	// DefaultEncryptRequired: RED and AMBER+STRICT never go out in clear.
+	DefaultEncryptRequired = []gateway.TLP{gateway.TLPRed, gateway.TLPAmberStrict}
+	// DefaultEncryptPreferred: AMBER is encrypted when a key is known.
+	DefaultEncryptPreferred = []gateway.TLP{gateway.TLPAmber}
+)
 
 // WebhookChannel tunes webhook delivery.
 type WebhookChannel struct {
@@ -395,6 +417,20 @@ func applyDefaults(c *Config) {
 	setDefault(&c.Outbox.MaxBackoff.Duration, time.Hour)
 	setDefault(&c.Outbox.Workers, 64)
 	setDefault(&c.ShutdownTimeout.Duration, DefaultShutdownTimeout)
+	enc := &c.Channels.Email.Encrypt
+	if enc.RequiredFor == nil {
+		enc.RequiredFor = slices.Clone(DefaultEncryptRequired)
+	}
+	if enc.PreferredFor == nil {
+		enc.PreferredFor = slices.Clone(DefaultEncryptPreferred)
+	}
+	for _, l := range []*[]gateway.TLP{&enc.RequiredFor, &enc.PreferredFor} {
+		for i, t := range *l {
+			if ct, _, err := gateway.ParseTLP(string(t)); err == nil {
+				(*l)[i] = ct
+			}
+		}
+	}
 	// Labels were validated by the schema; ParseTLP only canonicalises them.
 	if t, _, err := gateway.ParseTLP(string(c.TLP.Default)); err == nil {
 		c.TLP.Default = t

@@ -96,6 +96,13 @@ func decodeConstituent(item any) (gateway.Constituent, []gateway.FieldError) {
 		return c, []gateway.FieldError{{Message: "cannot decode: " + err.Error()}}
 	}
 	var errs []gateway.FieldError
+	for i, ct := range c.Contacts {
+		for _, f := range contactKeyFields(ct) {
+			if _, err := f.parse(f.value); err != nil {
+				errs = append(errs, gateway.FieldError{Field: fmt.Sprintf("/contacts/%d/%s", i, f.name), Message: err.Error()})
+			}
+		}
+	}
 	for i, p := range c.Assets.Prefixes {
 		if !validPrefix(p) {
 			errs = append(errs, gateway.FieldError{Field: fmt.Sprintf("/assets/prefixes/%d", i),

@@ -18,8 +18,10 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -52,6 +54,8 @@ const (
 	ScanLimit = 2000
 	// LoginsPerMinute is how many login attempts one client IP may make.
 	LoginsPerMinute = 10
+	// DefaultKeyCheckTTL is the default for Options.KeyCheckTTL.
+	DefaultKeyCheckTTL = 10 * time.Second
 )
 
 // Releaser sends a held event to named recipients (pipeline.Pipeline).
@@ -87,16 +91,23 @@ type Options struct {
 	}
 	// Secure marks the session cookie Secure (public_url is https).
 	Secure bool
-	Log    *slog.Logger
+	// KeyCheckTTL is how long the console trusts that a session's store-issued
+	// admin key is still valid before asking Redis again; zero means
+	// DefaultKeyCheckTTL. It bounds how long a revoked key's sessions live on
+	// any replica.
+	KeyCheckTTL time.Duration
+	Log         *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
 
 // Console serves the console pages.
 type Console struct {
-	o     Options
-	admin [][sha256.Size]byte
-	pages map[string]*template.Template
+	o           Options
+	admin       [][sha256.Size]byte
+	pages       map[string]*template.Template
+	adminKeys   adminKeyCache
+	contactKeys keyReport
 }
 
 // New parses the embedded templates and returns a console.
@@ -113,7 +124,10 @@ func New(o Options) (*Console, error) {
 	if o.Prefix == "" {
 		o.Prefix = "schakel"
 	}
-	c := &Console{o: o, pages: map[string]*template.Template{}}
+	if o.KeyCheckTTL <= 0 {
+		o.KeyCheckTTL = DefaultKeyCheckTTL
+	}
+	c := &Console{o: o, pages: map[string]*template.Template{}, adminKeys: adminKeyCache{m: map[string]time.Time{}}}
 	for _, k := range o.AdminKeys {
 		c.admin = append(c.admin, sha256.Sum256([]byte(k)))
 	}
@@ -177,10 +191,13 @@ func (c *Console) headers(ctx *fiber.Ctx) error {
 	return ctx.Next()
 }
 
-// session is what a login stores in Redis.
+// session is what a login stores in Redis. Key is the SHA-256 (hex) of the
+// admin key it was made with: every request checks that key is still valid,
+// so removing or revoking a key ends its sessions on every replica.
 type session struct {
 	Actor string `json:"actor"`
 	CSRF  string `json:"csrf"`
+	Key   string `json:"key"`
 }
 
 const sessionLocal = "console_session"
@@ -190,6 +207,11 @@ func (c *Console) sessionKey(id string) string {
 	// anyone a usable session.
 	h := sha256.Sum256([]byte(id))
 	return c.o.Prefix + ":console:session:" + hex.EncodeToString(h[:])
+}
+
+func sha256Hex(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
 }
 
 func randomHex(n int) string {
@@ -204,11 +226,7 @@ func (c *Console) adminActor(ctx context.Context, key string) (string, bool, err
 		return "", false, nil
 	}
 	h := sha256.Sum256([]byte(key))
-	ok := 0
-	for _, a := range c.admin {
-		ok |= subtle.ConstantTimeCompare(h[:], a[:])
-	}
-	if ok == 0 {
+	if !c.configured(h) {
 		sc, err := c.o.Store.Authenticate(ctx, key)
 		if errors.Is(err, gateway.ErrNotFound) {
 			return "", false, nil
@@ -223,9 +241,67 @@ func (c *Console) adminActor(ctx context.Context, key string) (string, bool, err
 	return "admin:" + store.KeyHash(key), true, nil
 }
 
-func (c *Console) newSession(ctx context.Context, actor string) (string, session, error) {
+// configured reports whether h is the hash of a key from admin.keys_file.
+func (c *Console) configured(h [sha256.Size]byte) bool {
+	ok := 0
+	for _, a := range c.admin {
+		ok |= subtle.ConstantTimeCompare(h[:], a[:])
+	}
+	return ok == 1
+}
+
+// adminKeyCache remembers, per key hash, until when a store-issued admin key was
+// last seen valid. Only positive answers are kept: a revoked key is asked
+// about again, and fails again, on every request.
+type adminKeyCache struct {
+	mu sync.Mutex
+	m  map[string]time.Time
+}
+
+// keyValid reports whether the admin key with SHA-256 hexHash is still
+// configured or still issued by the store.
+func (c *Console) keyValid(ctx context.Context, hexHash string) (bool, error) {
+	var h [sha256.Size]byte
+	if n, err := hex.Decode(h[:], []byte(hexHash)); err != nil || n != sha256.Size {
+		return false, nil
+	}
+	if c.configured(h) {
+		return true, nil
+	}
+	now := c.o.Now()
+	c.adminKeys.mu.Lock()
+	until, ok := c.adminKeys.m[hexHash]
+	c.adminKeys.mu.Unlock()
+	if ok && now.Before(until) {
+		return true, nil
+	}
+	// Keys reads Redis directly, not Authenticate's per-process cache, so a
+	// revoke on another replica is seen here within KeyCheckTTL.
+	infos, err := c.o.Store.Keys(ctx, store.Scope{Role: store.RoleAdmin})
+	if err != nil {
+		return false, fmt.Errorf("check admin key: %w", err)
+	}
+	valid := slices.ContainsFunc(infos, func(k store.KeyInfo) bool { return strings.HasPrefix(hexHash, k.Hash) })
+	c.adminKeys.mu.Lock()
+	defer c.adminKeys.mu.Unlock()
+	if valid {
+		c.adminKeys.m[hexHash] = now.Add(c.o.KeyCheckTTL)
+	} else {
+		delete(c.adminKeys.m, hexHash)
+	}
+	// Sessions last hours and keys are few; expired entries are swept so the
+	// map stays as small as the set of keys in use.
+	for k, t := range c.adminKeys.m {
+		if !now.Before(t) {
+			delete(c.adminKeys.m, k)
+		}
+	}
+	return valid, nil
+}
+
+func (c *Console) newSession(ctx context.Context, actor, key string) (string, session, error) {
 	id := randomHex(32)
-	s := session{Actor: actor, CSRF: randomHex(32)}
+	s := session{Actor: actor, CSRF: randomHex(32), Key: sha256Hex(key)}
 	blob, _ := json.Marshal(s)
 	if err := c.o.Redis.Set(ctx, c.sessionKey(id), blob, SessionTTL).Err(); err != nil {
 		return "", session{}, fmt.Errorf("store session: %w", err)
@@ -255,6 +331,19 @@ func (c *Console) requireSession(ctx *fiber.Ctx) error {
 	var s session
 	if err := json.Unmarshal(blob, &s); err != nil || s.Actor == "" || s.CSRF == "" {
 		return ctx.Redirect(Base+"/login", fiber.StatusSeeOther)
+	}
+	valid, err := c.keyValid(ctx.UserContext(), s.Key)
+	if err != nil {
+		return c.fail(ctx, fiber.StatusServiceUnavailable, err)
+	}
+	if !valid {
+		// The key was removed or revoked: the session ends with it.
+		if err := c.o.Redis.Del(ctx.UserContext(), c.sessionKey(id)).Err(); err != nil {
+			c.o.Log.WarnContext(ctx.UserContext(), "console: end session of a revoked key", "error", err)
+		}
+		c.setCookie(ctx, "", time.Unix(1, 0))
+		c.audit(ctx.UserContext(), audit.Record{Actor: s.Actor, Action: "console.session_ended", Details: map[string]string{"reason": "key revoked"}})
+		return ctx.Redirect(Base+"/login?expired=1", fiber.StatusSeeOther)
 	}
 	if ctx.Method() == fiber.MethodPost {
 		got := ctx.FormValue("csrf")
@@ -302,7 +391,7 @@ func (c *Console) login(ctx *fiber.Ctx) error {
 		c.audit(rctx, audit.Record{Actor: "anonymous", Action: "console.login_failed", Details: map[string]string{"ip": ctx.IP()}})
 		return c.render(ctx.Status(fiber.StatusUnauthorized), "login", page{Title: "Log in", Error: "key: not an admin key"})
 	}
-	id, _, err := c.newSession(rctx, actor)
+	id, _, err := c.newSession(rctx, actor, ctx.FormValue("key"))
 	if err != nil {
 		return c.fail(ctx, fiber.StatusServiceUnavailable, err)
 	}

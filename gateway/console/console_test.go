@@ -3,8 +3,6 @@ package console
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +15,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,14 +50,16 @@ type fixture struct {
 	reg    *registry.Registry
 	rdb    redis.UniversalClient
 	prefix string
-}
-
-func sha256Hex(s string) string {
-	h := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(h[:])
+	opts   Options // what the console was started with
 }
 
 func newFixture(t *testing.T, secure bool) *fixture {
+	t.Helper()
+	return newFixtureWith(t, secure, nil)
+}
+
+// newFixtureWith is newFixture with edit applied to the console's options.
+func newFixtureWith(t *testing.T, secure bool, edit func(*Options)) *fixture {
 	t.Helper()
 	r := redistest.New(t)
 	ctx := context.Background()
@@ -79,24 +80,38 @@ func newFixture(t *testing.T, secure bool) *fixture {
 	ob := outbox.New(r.Client, r.Prefix, outbox.Options{MaxAttempts: 2, Logger: log})
 	pl := pipeline.New(st, ob, au, reg, pipeline.Config{Push: map[gateway.Channel]bool{gateway.ChannelEmail: true, gateway.ChannelWebhook: true}},
 		metrics.New(prometheus.NewRegistry()), log)
-	c, err := New(Options{Redis: r.Client, Prefix: r.Prefix, Store: st, Audit: au, Outbox: ob, Releaser: pl, Registry: reg,
+	o := Options{Redis: r.Client, Prefix: r.Prefix, Store: st, Audit: au, Outbox: ob, Releaser: pl, Registry: reg,
 		Limiter: limit.New(r.Client, r.Prefix), Sources: []Source{{Name: "partner", Type: "api"}, {Name: "feed", Type: "taxii"}}, AdminKeys: []string{adminKey}, Secure: secure, Log: log,
-		Destinations: egress.Default()})
+		Destinations: egress.Default()}
+	if edit != nil {
+		edit(&o)
+	}
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	f := &fixture{t: t, client: client, st: st, au: au, ob: ob, pl: pl, reg: reg, rdb: r.Client, prefix: r.Prefix, opts: o}
+	f.base = f.serve(o)
+	return f
+}
+
+// serve starts a console with o on a fresh listener and returns its base
+// URL; a second call is a second replica (or a restart) over the same Redis.
+// The cookie jar ignores ports, so the session cookie travels along.
+func (f *fixture) serve(o Options) string {
+	f.t.Helper()
+	c, err := New(o)
 	if err != nil {
-		t.Fatal(err)
+		f.t.Fatal(err)
 	}
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	c.Mount(app)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		f.t.Fatal(err)
 	}
 	go func() { _ = app.Listener(ln) }()
-	t.Cleanup(func() { _ = app.Shutdown() })
-	jar, _ := cookiejar.New(nil)
-	client := &http.Client{Jar: jar, Timeout: 10 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	return &fixture{t: t, base: "http://" + ln.Addr().String(), client: client, st: st, au: au, ob: ob, pl: pl, reg: reg, rdb: r.Client, prefix: r.Prefix}
+	f.t.Cleanup(func() { _ = app.Shutdown() })
+	return "http://" + ln.Addr().String()
 }
 
 type response struct {
@@ -273,6 +288,98 @@ func TestStoreAdminKeyLogsIn(t *testing.T) {
 	f.login(key)
 	if !f.audited("admin:"+store.KeyHash(key), "console.login") {
 		t.Error("store admin key's login not audited under its hash")
+	}
+}
+
+// fakeClock is a settable clock for Options.Now.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// A console session lives only as long as the key it was made with: a key
+// dropped from admin.keys_file (seen at restart) or a revoked store key
+// (revoked through another replica's store) ends it within KeyCheckTTL.
+func TestSessionEndsWithItsKey(t *testing.T) {
+	const fileKey = "SecondAdminKey0123456789abcdefghijklmnop"
+	const ttl = 2 * time.Second
+	tests := []struct {
+		name string
+		// key returns the admin key to log in with.
+		key func(f *fixture) string
+		// drop removes the key; it returns the console base URL to use next.
+		drop func(f *fixture, key string) string
+	}{
+		{
+			name: "removed from keys_file, then restart",
+			key:  func(*fixture) string { return fileKey },
+			drop: func(f *fixture, _ string) string {
+				o := f.opts
+				o.AdminKeys = []string{adminKey}
+				return f.serve(o)
+			},
+		},
+		{
+			name: "store key revoked on another replica",
+			key: func(f *fixture) string {
+				k, err := f.st.CreateKey(context.Background(), store.Scope{Role: store.RoleAdmin})
+				if err != nil {
+					f.t.Fatal(err)
+				}
+				return k
+			},
+			drop: func(f *fixture, key string) string {
+				other := store.New(f.rdb, f.prefix)
+				if err := other.RevokeKey(context.Background(), store.KeyHash(key)); err != nil {
+					f.t.Fatal(err)
+				}
+				return f.base
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := &fakeClock{now: time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)}
+			f := newFixtureWith(t, false, func(o *Options) {
+				o.AdminKeys = []string{adminKey, fileKey}
+				o.KeyCheckTTL = ttl
+				o.Now = clock.Now
+			})
+			key := tt.key(f)
+			f.login(key)
+			// A second request is still admitted: the check does not end
+			// live sessions of valid keys.
+			if r := f.get("/console/"); r.status != http.StatusOK {
+				t.Fatalf("second request with a valid key: %d, want 200", r.status)
+			}
+			f.base = tt.drop(f, key)
+			clock.Add(ttl + time.Millisecond)
+			r := f.get("/console/")
+			if r.status != http.StatusSeeOther || r.header.Get("Location") != "/console/login?expired=1" {
+				t.Fatalf("after the key went: %d → %q, want 303 to /console/login?expired=1", r.status, r.header.Get("Location"))
+			}
+			// The session itself is gone, not only refused.
+			if n, err := f.rdb.Keys(context.Background(), f.prefix+":console:session:*").Result(); err != nil || len(n) != 0 {
+				t.Errorf("sessions left in Redis: %v (err %v)", n, err)
+			}
+			if !f.audited("admin:"+store.KeyHash(key), "console.session_ended") {
+				t.Error("the ended session is not audited")
+			}
+			// The remaining configured key still logs in.
+			f.login(adminKey)
+		})
 	}
 }
 

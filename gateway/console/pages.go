@@ -78,6 +78,8 @@ type overviewData struct {
 	Held     int
 	Bars     []bar
 	Max      int
+	// ExpiringKeys are contact keys that expire within KeyExpiryWarning.
+	ExpiringKeys []expiringKey
 }
 
 // recent returns summaries received since since, newest first, at most
@@ -145,6 +147,8 @@ func (c *Console) overview(ctx *fiber.Ctx) error {
 		return c.fail(ctx, fiber.StatusServiceUnavailable, err)
 	}
 	d.Held = len(held)
+	snap := c.o.Registry.Current()
+	d.ExpiringKeys = c.contactKeys.expiring(snap.Version, snap.Constituents, now)
 	d.Max = max(1, slices.Max(hours))
 	const chartH = 100
 	for i, n := range hours {
@@ -488,12 +492,19 @@ func (c *Console) discard(ctx *fiber.Ctx) error {
 	return ctx.Redirect(Base+"/dead-letters?discarded="+url.QueryEscape(d.ID), fiber.StatusSeeOther)
 }
 
+// constituentsData is the constituents page: the list, and the red
+// contacts without an encryption key.
+type constituentsData struct {
+	List          []gateway.Constituent
+	RedWithoutKey []contactRef
+}
+
 func (c *Console) constituents(ctx *fiber.Ctx) error {
 	cs, err := c.o.Store.Constituents(ctx.UserContext())
 	if err != nil {
 		return c.fail(ctx, fiber.StatusServiceUnavailable, err)
 	}
-	p := page{Title: "Constituents", Nav: "constituents", Data: cs}
+	p := page{Title: "Constituents", Nav: "constituents", Data: constituentsData{cs, redWithoutKey(cs)}}
 	if n := ctx.Query("imported"); n != "" {
 		p.Notice = "Imported " + n + " constituents."
 	}
@@ -507,7 +518,8 @@ func (c *Console) importConstituents(ctx *fiber.Ctx) error {
 	rctx := ctx.UserContext()
 	bad := func(msg string) error {
 		cs, _ := c.o.Store.Constituents(rctx)
-		return c.render(ctx.Status(fiber.StatusUnprocessableEntity), "constituents", page{Title: "Constituents", Nav: "constituents", Data: cs, Error: msg})
+		return c.render(ctx.Status(fiber.StatusUnprocessableEntity), "constituents", page{Title: "Constituents", Nav: "constituents",
+			Data: constituentsData{cs, redWithoutKey(cs)}, Error: msg})
 	}
 	fh, err := ctx.FormFile("file")
 	if err != nil {
