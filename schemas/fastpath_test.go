@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -52,6 +53,10 @@ func TestFastPathAgrees(t *testing.T) {
 		{Event, `{"kind":"intel","title":"t","source":{"name":"s"},"vulnerabilities":[{"cve":"c","cvss":10.000000000001}]}`, invalid},
 		{Event, `{"kind":"intel","title":"t","source":{"name":"s"},"tlpp":"x"}`, invalid},
 		{Event, `{"kind":"intel","title":"","source":{"name":"s"}}`, invalid},
+		{Event, `{"kind":"intel","title":"t","source":{"name":"s"},"id":"indicator--8d5c0b9e"}`, valid},
+		{Event, `{"kind":"intel","title":"t","source":{"name":"s"},"id":"a b"}`, invalid},
+		{Event, `{"kind":"intel","title":"t","source":{"name":"s","ref":"` + strings.Repeat("r", 257) + `"}}`, invalid},
+		{Event, `{"kind":"intel","title":"t","source":{"name":"s"},"labels":["` + strings.Repeat("l", 129) + `"]}`, invalid},
 		{Event, `{"kind":"intel","title":"t","source":{"name":"s"},"created":"yesterday"}`, invalid},
 		{Constituent, `{"id":"a","name":"A","assets":{"asns":[4294967295]},"contacts":[{"email":"a@b.example","red":true}],"webhooks":[{"url":"https://h.example/x","secret":"whsec_YQ=="}]}`, valid},
 		{Constituent, `{"id":"a","name":"A","assets":{"asns":[4294967296]}}`, invalid},

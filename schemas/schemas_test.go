@@ -106,10 +106,49 @@ func TestEventSchema(t *testing.T) {
 			doc:  `{"kind":"news","title":"","source":{"name":"s"}}`,
 			want: []want{{"/kind", `value must be one of "advisory", "intel", "notification", "incident"`}, {"/title", "must not be empty"}},
 		},
+		{name: "id uuid", doc: ev(`"id":"8d5c0b9e-2f0c-4f57-9d3e-2b6a3c1f0a11"`)},
+		{name: "id tracking number", doc: ev(`"id":"NCSC-2026-0389"`)},
+		{name: "id longest", doc: ev(`"id":"` + strings.Repeat("a", 128) + `"`)},
+		{name: "bounds at their limits", doc: `{"kind":"intel","title":"` + strings.Repeat("é", 512) + `","description":"` + strings.Repeat("d", 65536) + `","labels":[` + strings.Repeat(`"`+strings.Repeat("l", 128)+`",`, 63) + `"x"],"source":{"name":"s","ref":"` + strings.Repeat("r", 256) + `"}}`},
 		{
 			name: "id too long",
-			doc:  ev(`"id":"` + strings.Repeat("a", 201) + `"`),
-			want: []want{{"/id", "at most 200 characters"}},
+			doc:  ev(`"id":"` + strings.Repeat("a", 129) + `"`),
+			want: []want{{"/id", "id must be a UUID or 1 to 128 characters"}},
+		},
+		{
+			name: "id with a slash",
+			doc:  ev(`"id":"a/../b"`),
+			want: []want{{"/id", "id must be a UUID"}},
+		},
+		{
+			name: "id starting with a dash",
+			doc:  ev(`"id":"-a"`),
+			want: []want{{"/id", "id must be a UUID"}},
+		},
+		{
+			name: "title too long",
+			doc:  `{"kind":"intel","title":"` + strings.Repeat("t", 513) + `","source":{"name":"s"}}`,
+			want: []want{{"/title", "at most 512 characters"}},
+		},
+		{
+			name: "description too long",
+			doc:  ev(`"description":"` + strings.Repeat("d", 65537) + `"`),
+			want: []want{{"/description", "at most 65536 characters"}},
+		},
+		{
+			name: "too many labels",
+			doc:  ev(`"labels":[` + strings.Repeat(`"l",`, 64) + `"l"]`),
+			want: []want{{"/labels", "at most 64 items"}},
+		},
+		{
+			name: "label too long",
+			doc:  ev(`"labels":["a","` + strings.Repeat("l", 129) + `"]`),
+			want: []want{{"/labels/1", "at most 128 characters"}},
+		},
+		{
+			name: "source ref too long",
+			doc:  `{"kind":"intel","title":"t","source":{"name":"s","ref":"` + strings.Repeat("r", 257) + `"}}`,
+			want: []want{{"/source/ref", "at most 256 characters"}},
 		},
 		{
 			name: "date-time asserted",

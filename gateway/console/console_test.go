@@ -378,6 +378,33 @@ func TestPagesRender(t *testing.T) {
 	}
 }
 
+func TestTitlesShowControlsEscaped(t *testing.T) {
+	f := newFixture(t, false)
+	f.login(adminKey)
+	title := "invoice\u202egnp.exe \u2066x\u2069 \x1b[2J"
+	ev := f.ingest(&gateway.Event{Kind: gateway.KindIntel, Title: title, Description: "one\u202etwo", TLP: gateway.TLPRed,
+		Source: gateway.SourceRef{Name: "partner"}})
+	for _, p := range []string{"/console/events", "/console/events/" + ev.ID, "/console/held"} {
+		r := f.get(p)
+		if r.status != http.StatusOK {
+			t.Fatalf("%s: status %d", p, r.status)
+		}
+		if strings.ContainsAny(r.body, "\u202e\u2066\u2069\x1b") {
+			t.Errorf("%s carries a raw bidi or control character", p)
+		}
+		if !strings.Contains(r.body, `invoice\u202egnp.exe \u2066x\u2069 \u001b[2J`) {
+			t.Errorf("%s does not show the title escaped", p)
+		}
+	}
+	if r := f.get("/console/events/" + ev.ID); !strings.Contains(r.body, `one\u202etwo`) {
+		t.Error("event page does not show the description escaped")
+	}
+	stored, err := f.st.Event(context.Background(), ev.ID)
+	if err != nil || stored.Title != title {
+		t.Errorf("stored title = %q (%v), want it unchanged", stored.Title, err)
+	}
+}
+
 func TestPagesNeedASession(t *testing.T) {
 	f := newFixture(t, false)
 	ev := f.ingest(&gateway.Event{Kind: gateway.KindIntel, Title: "Secret red thing", TLP: gateway.TLPRed, Source: gateway.SourceRef{Name: "partner"}})
