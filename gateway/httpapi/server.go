@@ -122,8 +122,9 @@ func New(o Options) *Server {
 // App exposes the fiber app (for tests with app.Test and for Listen).
 func (s *Server) App() *fiber.App { return s.app }
 
-// Serve serves on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+// Serve serves on ln until Shutdown. Connections close lingering (see
+// lingerListener), so a client that sent an oversized body reads its 413.
+func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(lingerListener{ln}) }
 
 // Shutdown stops accepting and waits for in-flight requests up to ctx.
 func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
