@@ -64,7 +64,8 @@ func decodeCanonical(body []byte) (*gateway.Event, error) {
 		seen[e.Pointer] = true
 	}
 	if decErr != nil && len(serrs) == 0 {
-		ve.Add("", "body is not a canonical event: "+decErr.Error())
+		fe := DecodeError(decErr)
+		ve.Add(fe.Field, fe.Message)
 	}
 	if decErr == nil {
 		// Report indicator problems the schema cannot see (a malformed IP).
@@ -143,7 +144,7 @@ func (s *Server) postWebhook(c *fiber.Ctx) error {
 		if errors.As(err, &ve) {
 			return err
 		}
-		return fail(c, fiber.StatusBadRequest, "body: "+err.Error())
+		return fail(c, fiber.StatusBadRequest, "body: "+PlainError(err))
 	}
 	results := make([]pipeline.Result, 0, len(evs))
 	for _, ev := range evs {

@@ -1,0 +1,157 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/schakel/schakel/gateway"
+	"github.com/schakel/schakel/gateway/audit"
+	"github.com/schakel/schakel/gateway/limit"
+	"github.com/schakel/schakel/gateway/metrics"
+	"github.com/schakel/schakel/gateway/outbox"
+	"github.com/schakel/schakel/gateway/pipeline"
+	"github.com/schakel/schakel/gateway/redistest"
+	"github.com/schakel/schakel/gateway/registry"
+	"github.com/schakel/schakel/gateway/store"
+)
+
+const testAdminKey = "ApiTestAdminKey0123456789abcdefghijklmno"
+
+// api is a Server over a real (in-process) Redis with the core parts the
+// gateway wires, driven through app.Test.
+type api struct {
+	t         *testing.T
+	s         *Server
+	st        *store.Store
+	sourceKey string
+	reg       *prometheus.Registry
+}
+
+func newAPI(t *testing.T, edit func(*Options)) *api {
+	t.Helper()
+	r := redistest.New(t)
+	ctx := context.Background()
+	log := slog.New(slog.DiscardHandler)
+	st := store.New(r.Client, r.Prefix)
+	au := audit.New(r.Client, r.Prefix)
+	reg, err := registry.New(ctx, st, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	promReg := prometheus.NewRegistry()
+	m := metrics.New(promReg)
+	ob := outbox.New(r.Client, r.Prefix, outbox.Options{MaxAttempts: 2, Logger: log})
+	pl := pipeline.New(st, ob, au, reg, pipeline.Config{}, m, log)
+	o := Options{Redis: r.Client, Store: st, Audit: au, Outbox: ob, Pipeline: pl, Registry: reg,
+		Limiter: limit.New(r.Client, r.Prefix), Metrics: m, Gatherer: promReg, Log: log,
+		AdminKeys: []string{testAdminKey}, Sources: []SourceConfig{{Name: "partner", Type: "api"}}}
+	if edit != nil {
+		edit(&o)
+	}
+	key, err := st.CreateKey(ctx, store.Scope{Role: store.RoleSource, Name: "partner"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &api{t: t, s: New(o), st: st, sourceKey: key, reg: promReg}
+}
+
+type apiResponse struct {
+	status int
+	body   string
+	err    ErrorBody
+}
+
+func (a *api) do(method, path, key, body string) apiResponse {
+	a.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req := httptest.NewRequest(method, path, rd)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := a.s.App().Test(req, -1)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	out := apiResponse{status: resp.StatusCode, body: string(data)}
+	_ = json.NewDecoder(bytes.NewReader(data)).Decode(&out.err)
+	return out
+}
+
+func TestListLimitIsChecked(t *testing.T) {
+	a := newAPI(t, nil)
+	for _, path := range []string{"/api/v1/events", "/api/v1/dead-letters"} {
+		for _, v := range []string{"abc", "-1", "0", "1001", "99999999999999999999", "1.5"} {
+			r := a.do("GET", path+"?limit="+v, testAdminKey, "")
+			if r.status != http.StatusBadRequest || len(r.err.Details) != 1 || r.err.Details[0].Field != "limit" {
+				t.Errorf("%s?limit=%s: %d %s, want 400 naming limit", path, v, r.status, r.body)
+			}
+		}
+		for _, v := range []string{"", "?limit=1", "?limit=1000"} {
+			if r := a.do("GET", path+v, testAdminKey, ""); r.status != http.StatusOK {
+				t.Errorf("%s%s: %d %s, want 200", path, v, r.status, r.body)
+			}
+		}
+	}
+}
+
+func TestDecodeErrorsNameNoGoTypes(t *testing.T) {
+	a := newAPI(t, nil)
+	tests := []struct {
+		name, method, path, key, body string
+		field                         string
+	}{
+		{"constituent not an object", "PUT", "/api/v1/constituents/acme", testAdminKey, `["acme"]`, ""},
+		{"release recipients not a list", "POST", "/api/v1/held/x/release", testAdminKey, `{"recipients":"all"}`, "/recipients"},
+		{"release recipient email not a string", "POST", "/api/v1/held/x/release", testAdminKey, `{"recipients":[{"email":5}]}`, "/recipients/email"},
+		{"event with a leap second", "POST", "/api/v1/events", "", `{"kind":"intel","title":"t","source":{"name":"partner"},"created":"2026-12-31T23:59:60Z"}`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			key := tt.key
+			if key == "" {
+				key = a.sourceKey
+			}
+			r := a.do(tt.method, tt.path, key, tt.body)
+			if r.status != http.StatusBadRequest {
+				t.Fatalf("status %d, want 400: %s", r.status, r.body)
+			}
+			for _, bad := range []string{"Go ", "gateway.", "json:", "interface", "[]", "parsing time"} {
+				if strings.Contains(r.body, bad) {
+					t.Errorf("error names %q: %s", bad, r.body)
+				}
+			}
+			if len(r.err.Details) != 1 || r.err.Details[0].Field != tt.field || r.err.Details[0].Message == "" {
+				t.Errorf("details = %+v, want one naming %q", r.err.Details, tt.field)
+			}
+		})
+	}
+}
+
+func TestPlainError(t *testing.T) {
+	var v struct {
+		Event struct {
+			TLP gateway.TLP `json:"tlp"`
+		} `json:"Event"`
+	}
+	err := json.Unmarshal([]byte(`{"Event":{"tlp":3}}`), &v)
+	if got, want := PlainError(err), "/Event/tlp: expected a string, got number"; got != want {
+		t.Errorf("PlainError = %q, want %q", got, want)
+	}
+}
