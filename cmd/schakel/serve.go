@@ -193,7 +193,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway,
 	g.HTTP = httpapi.New(httpapi.Options{
 		Redis: g.rdb, Store: g.Store, Audit: g.Audit, Outbox: g.Outbox, Pipeline: g.Pipeline, Registry: reg,
 		Limiter: leasing, Metrics: m, Gatherer: promReg, Log: log, AdminKeys: cfg.Admin.Keys, Sources: sources,
-		Destinations: pol, Parsers: w.parsers, IngestPerMinute: cfg.Limits.IngestPerMinute, AuthFailuresPerMinute: cfg.Limits.AuthFailuresPerMinute, BodyLimit: cfg.HTTP.BodyLimit, ReadTimeout: cfg.HTTP.ReadTimeout.Duration,
+		Destinations: pol, Parsers: w.parsers, IngestPerMinute: cfg.Limits.IngestPerMinute, AuthFailuresPerMinute: cfg.Limits.AuthFailuresPerMinute, MetricsKey: cfg.Metrics.Key, BodyLimit: cfg.HTTP.BodyLimit, ReadTimeout: cfg.HTTP.ReadTimeout.Duration,
 	})
 	for _, mount := range w.mounts {
 		g.HTTP.Mount(mount)

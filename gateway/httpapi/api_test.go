@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/schakel/schakel/gateway"
@@ -153,5 +154,89 @@ func TestPlainError(t *testing.T) {
 	err := json.Unmarshal([]byte(`{"Event":{"tlp":3}}`), &v)
 	if got, want := PlainError(err), "/Event/tlp: expected a string, got number"; got != want {
 		t.Errorf("PlainError = %q, want %q", got, want)
+	}
+}
+
+func TestMetricsKey(t *testing.T) {
+	const key = "metrics-scrape-key-0123456789"
+	open := newAPI(t, nil)
+	if r := open.do("GET", "/metrics", "", ""); r.status != http.StatusOK {
+		t.Errorf("without metrics.key_file: %d, want 200", r.status)
+	}
+	a := newAPI(t, func(o *Options) { o.MetricsKey = key })
+	for _, tc := range []struct {
+		name, auth string
+		want       int
+	}{
+		{"none", "", 401},
+		{"wrong key", "Bearer wrong", 401},
+		{"prefix of the key", "Bearer " + key[:10], 401},
+		{"key without scheme", key, 401},
+		{"basic", "Basic " + key, 401},
+		{"admin key", "Bearer " + testAdminKey, 401},
+		{"bearer", "Bearer " + key, 200},
+		{"bearer lower-case", "bearer " + key, 200},
+	} {
+		req := httptest.NewRequest("GET", "/metrics", nil)
+		if tc.auth != "" {
+			req.Header.Set("Authorization", tc.auth)
+		}
+		resp, err := a.s.App().Test(req, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, resp.StatusCode, tc.want)
+		}
+		if tc.want == 200 && !strings.Contains(string(body), "schakel_") {
+			t.Errorf("%s: no metrics in the answer", tc.name)
+		}
+		if tc.want == 401 && (strings.Contains(string(body), "schakel_") || resp.Header.Get("WWW-Authenticate") == "") {
+			t.Errorf("%s: 401 without a challenge, or with metrics", tc.name)
+		}
+	}
+}
+
+// TestMetricLabelsNameNoConstituent: a constituent key over the ingest
+// limit (the TAXII inbox and MISP push-in apply it before the role check)
+// is counted without its constituent id as a label.
+func TestMetricLabelsNameNoConstituent(t *testing.T) {
+	a := newAPI(t, func(o *Options) { o.IngestPerMinute = 1 })
+	if _, err := a.st.PutConstituent(context.Background(), gateway.Constituent{ID: "gemeente-utrecht", Name: "Gemeente Utrecht"}); err != nil {
+		t.Fatal(err)
+	}
+	key, err := a.st.CreateKey(context.Background(), store.Scope{Role: store.RoleConstituent, Name: "gemeente-utrecht"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.s.Mount(func(app *fiber.App, auth *Auth) {
+		app.Post("/inbox", auth.Require(nil, store.RoleSource, store.RoleConstituent), auth.IngestLimit(),
+			func(c *fiber.Ctx) error { return c.SendStatus(http.StatusAccepted) })
+	})
+	statuses := []int{a.do("POST", "/inbox", key, "{}").status, a.do("POST", "/inbox", key, "{}").status}
+	if statuses[1] != http.StatusTooManyRequests {
+		t.Fatalf("statuses %v, want the second over the limit", statuses)
+	}
+	mfs, err := a.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := false
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if strings.Contains(l.GetValue(), "gemeente-utrecht") {
+					t.Errorf("%s has label %s=%q", mf.GetName(), l.GetName(), l.GetValue())
+				}
+				if mf.GetName() == "schakel_rejected_total" && l.GetValue() == "limit" {
+					counted = true
+				}
+			}
+		}
+	}
+	if !counted {
+		t.Error("the refusal was not counted")
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -70,6 +71,9 @@ type Options struct {
 	// Destinations, when set, refuses constituents whose webhook or
 	// misp_push URL points where Schakel may not connect (egress policy).
 	Destinations Destinations
+
+	// MetricsKey, when set, is the bearer key GET /metrics requires.
+	MetricsKey string
 
 	// AuthFailuresPerMinute is how many wrong keys one client IP may send a
 	// minute; 0 means DefaultAuthFailuresPerMinute, negative disables.
@@ -138,7 +142,7 @@ func (s *Server) routes() {
 	a.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	a.Get("/readyz", s.readyz)
 	if s.o.Gatherer != nil {
-		a.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(s.o.Gatherer, promhttp.HandlerOpts{})))
+		a.Get("/metrics", s.metricsAuth, adaptor.HTTPHandler(promhttp.HandlerFor(s.o.Gatherer, promhttp.HandlerOpts{})))
 	}
 	v1 := a.Group("/api/v1")
 	v1.Post("/events", s.requireRole(store.RoleSource), s.ingestLimit, s.postEvent)
@@ -161,6 +165,23 @@ func (s *Server) routes() {
 	adm.Get("/dead-letters", s.deadLetters)
 	adm.Post("/dead-letters/:id/retry", s.retryDead)
 	adm.Delete("/dead-letters/:id", s.discardDead)
+}
+
+// metricsAuth requires "Authorization: Bearer <MetricsKey>" when a key is
+// configured. Hashing both sides first makes the comparison constant-time
+// in the length too.
+func (s *Server) metricsAuth(c *fiber.Ctx) error {
+	if s.o.MetricsKey == "" {
+		return c.Next()
+	}
+	scheme, key, _ := strings.Cut(c.Get(fiber.HeaderAuthorization), " ")
+	got := sha256.Sum256([]byte(strings.TrimSpace(key)))
+	want := sha256.Sum256([]byte(s.o.MetricsKey))
+	if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="schakel metrics"`)
+		return fail(c, fiber.StatusUnauthorized, "metrics need Authorization: Bearer <metrics key>")
+	}
+	return c.Next()
 }
 
 func (s *Server) readyz(c *fiber.Ctx) error {
