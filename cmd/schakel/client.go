@@ -98,8 +98,8 @@ func cmdKeys(ctx context.Context, args []string, stdout io.Writer) error {
 	role := fs.String("role", "", "admin, source or constituent")
 	name := fs.String("name", "", "source name or constituent id")
 	client := adminFlags(fs)
-	if err := fs.Parse(args[1:]); err != nil {
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
 	}
 	switch *role {
 	case "admin":
@@ -137,8 +137,8 @@ func cmdConstituents(ctx context.Context, args []string, stdout, stderr io.Write
 	fs := flag.NewFlagSet("constituents import", flag.ContinueOnError)
 	client := adminFlags(fs)
 	quiet := fs.Bool("quiet", false, "no progress bar")
-	if err := fs.Parse(reorder(args[1:])); err != nil {
-		return usageError{err.Error()}
+	if err := parseFlags(fs, reorder(args[1:])); err != nil {
+		return err
 	}
 	if fs.NArg() != 1 {
 		return usageError{"constituents import: give exactly one FILE"}
@@ -237,8 +237,8 @@ func cmdExplain(ctx context.Context, args []string, stdout io.Writer) error {
 	ev := fs.String("event", "", "event id")
 	cons := fs.String("constituent", "", "constituent id")
 	client := adminFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *ev == "" || *cons == "" {
 		return usageError{"explain: --event and --constituent are required"}

@@ -38,10 +38,9 @@ import (
 
 func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	path := fs.String("config", "schakel.yaml", "configuration file")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
@@ -347,8 +346,8 @@ func (g *Gateway) Close() {
 func cmdCheckConfig(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
 	path := fs.String("config", "schakel.yaml", "configuration file")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
