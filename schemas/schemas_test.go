@@ -398,7 +398,7 @@ func TestGoTypesMatchSchemas(t *testing.T) {
 		ID: "a", Name: "A", Sectors: []string{"health"},
 		Assets:        gateway.Assets{ASNs: []int64{64500}, Prefixes: []string{"192.0.2.0/24"}, Domains: []string{"a.example"}},
 		Contacts:      []gateway.Contact{{Email: "soc@a.example", Name: "SOC", Red: true}},
-		Webhooks:      []gateway.Webhook{{URL: "https://a.example/hook", Secret: "whsec_c2VjcmV0"}},
+		Webhooks:      []gateway.Webhook{{URL: "https://a.example/hook", Secret: "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}},
 		MISPPush:      &gateway.MISPPush{URL: "https://misp.a.example", Key: strings.Repeat("A1", 20)},
 		Subscriptions: gateway.Subscriptions{MinPriority: gateway.PriorityLow, Kinds: []gateway.Kind{gateway.KindIntel}},
 		Limits:        gateway.Limits{EmailPerHour: 5},

@@ -137,7 +137,21 @@ func TestConstituentsImportAndKeys(t *testing.T) {
 	if k := strings.TrimSpace(out.String()); len(k) != 40 {
 		t.Fatalf("key %q", k)
 	}
+	// "secret: generate" gets a secret from the gateway, printed once.
+	gen := writeFile(t, dir, "gen.yaml", "- {id: hooked, name: Hooked, webhooks: [{url: 'https://hooked.example/h', secret: generate}]}\n")
+	out.Reset()
+	if code := run([]string{"constituents", "import", gen, "--url", h.base, "--key", testAdminKey, "--quiet"}, &out, &errb); code != 0 {
+		t.Fatalf("import with generate: exit %d: %s", code, errb.String())
+	}
+	if !regexp.MustCompile(`(?m)^hooked https://hooked\.example/h whsec_[A-Za-z0-9+/]{43}=$`).MatchString(out.String()) {
+		t.Errorf("import did not print the generated secret: %q", out.String())
+	}
 	// Bad input names the field.
+	weak := writeFile(t, dir, "weak.yaml", "- {id: weak, name: Weak, webhooks: [{url: 'https://weak.example/h', secret: 'whsec_c2VjcmV0'}]}\n")
+	errb.Reset()
+	if code := run([]string{"constituents", "import", weak, "--url", h.base, "--key", testAdminKey}, &out, &errb); code == 0 || !strings.Contains(errb.String(), "webhooks[0].secret") {
+		t.Fatalf("weak secret import: %d %s", code, errb.String())
+	}
 	bad := writeFile(t, dir, "bad.yaml", "- {id: 'Bad Id', name: x}\n")
 	errb.Reset()
 	if code := run([]string{"constituents", "import", bad, "--url", h.base, "--key", testAdminKey}, &out, &errb); code == 0 || !strings.Contains(errb.String(), "id") {

@@ -153,15 +153,37 @@ func cmdConstituents(ctx context.Context, args []string, stdout, stderr io.Write
 		return err
 	}
 	bar := newProgress(stderr, len(cs), *quiet)
+	var generated []string
 	for i, k := range cs {
-		if err := c.do(ctx, http.MethodPut, "/api/v1/constituents/"+url.PathEscape(k.ID), k, nil); err != nil {
+		// The answer hides stored secrets; it shows a secret the gateway
+		// generated for "secret: generate", this once.
+		var put struct {
+			Webhooks []struct {
+				URL    string `json:"url"`
+				Secret struct {
+					Value string `json:"value"`
+				} `json:"secret"`
+			} `json:"webhooks"`
+		}
+		if err := c.do(ctx, http.MethodPut, "/api/v1/constituents/"+url.PathEscape(k.ID), k, &put); err != nil {
 			bar.done()
 			return fmt.Errorf("constituent %d (%s): %w", i, k.ID, err)
+		}
+		for _, w := range put.Webhooks {
+			if w.Secret.Value != "" {
+				generated = append(generated, fmt.Sprintf("%s %s %s", k.ID, w.URL, w.Secret.Value))
+			}
 		}
 		bar.set(i + 1)
 	}
 	bar.done()
 	fmt.Fprintf(stdout, "imported %d constituents from %s\n", len(cs), file)
+	if len(generated) > 0 {
+		fmt.Fprintln(stdout, "generated webhook secrets, shown only now (constituent, url, secret):")
+		for _, g := range generated {
+			fmt.Fprintln(stdout, g)
+		}
+	}
 	return nil
 }
 

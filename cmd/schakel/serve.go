@@ -117,6 +117,9 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway,
 			return nil, fmt.Errorf("constituents_file: %w", err)
 		}
 		cs, err := config.ParseConstituents(data)
+		if err == nil {
+			err = config.RefuseGenerate(cs)
+		}
 		if err != nil {
 			g.Close()
 			return nil, fmt.Errorf("constituents_file %s: %w", cfg.ConstituentsFile, err)
@@ -359,6 +362,9 @@ func cmdCheckConfig(args []string, stdout io.Writer) error {
 			return fmt.Errorf("constituents_file: %w", err)
 		}
 		cs, err := config.ParseConstituents(data)
+		if err == nil {
+			err = config.RefuseGenerate(cs)
+		}
 		if err == nil {
 			err = checkDestinations(cfg.Egress.Policy(), cs)
 		}

@@ -592,6 +592,12 @@ func TestImportConstituents(t *testing.T) {
 		// A webhook at the metadata service refuses the whole file.
 		{"blocked webhook", "ssrf.yaml", "- id: fine\n  name: Fine\n- id: ssrf\n  name: SSRF\n  webhooks: [{url: 'http://169.254.169.254/latest/meta-data', secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}]\n",
 			422, "constituent ssrf: invalid input: /webhooks/0/url: 169.254.169.254 is link-local", nil},
+		// Secrets: a weak one is refused; "generate" is for the admin API,
+		// which shows the new secret once.
+		{"weak secret", "weak.yaml", "- {id: weak, name: Weak, webhooks: [{url: 'https://weak.example/h', secret: whsec_c2VjcmV0}]}\n",
+			422, "constituents[0].webhooks[0].secret", nil},
+		{"generate", "gen.yaml", "- {id: gen, name: Gen, webhooks: [{url: 'https://gen.example/h', secret: generate}]}\n",
+			422, "constituent gen: /webhooks/0/secret: &#34;generate&#34; works through the admin API", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

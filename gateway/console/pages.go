@@ -541,6 +541,9 @@ func (c *Console) importConstituents(ctx *fiber.Ctx) error {
 	if len(cs) == 0 {
 		return bad("file " + fh.Filename + ": holds no constituents")
 	}
+	if err := config.RefuseGenerate(cs); err != nil {
+		return bad("file " + fh.Filename + ": " + err.Error())
+	}
 	if c.o.Destinations != nil {
 		// Judge the whole file first: a refused URL imports nothing.
 		for i := range cs {

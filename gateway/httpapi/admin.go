@@ -61,10 +61,11 @@ func (s *Server) listConstituents(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if cs == nil {
-		cs = []gateway.Constituent{}
+	views := make([]constituentView, len(cs))
+	for i, k := range cs {
+		views[i] = viewOf(k, nil)
 	}
-	return c.JSON(fiber.Map{"constituents": cs})
+	return c.JSON(fiber.Map{"constituents": views})
 }
 
 func (s *Server) getConstituent(c *fiber.Ctx) error {
@@ -72,7 +73,7 @@ func (s *Server) getConstituent(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(k)
+	return c.JSON(viewOf(k, nil))
 }
 
 func (s *Server) putConstituent(c *fiber.Ctx) error {
@@ -101,10 +102,17 @@ func (s *Server) putConstituent(c *fiber.Ctx) error {
 	if err := json.Unmarshal(body, &k); err != nil {
 		return fail(c, fiber.StatusBadRequest, "invalid input", DecodeError(err))
 	}
+	if fe := k.SecretProblems(true); len(fe) > 0 {
+		return &gateway.ValidationError{Fields: fe}
+	}
 	if s.o.Destinations != nil {
 		if fe := s.o.Destinations.CheckConstituent(&k); len(fe) > 0 {
 			return &gateway.ValidationError{Fields: fe}
 		}
+	}
+	generated, err := generateSecrets(&k)
+	if err != nil {
+		return err
 	}
 	created, err := s.o.Store.PutConstituent(c.UserContext(), k)
 	if err != nil {
@@ -118,7 +126,8 @@ func (s *Server) putConstituent(c *fiber.Ctx) error {
 	if created {
 		status = fiber.StatusCreated
 	}
-	return c.Status(status).JSON(k)
+	// A generated secret is shown here, once; stored secrets never are.
+	return c.Status(status).JSON(viewOf(k, generated))
 }
 
 // queryLimit reads ?limit=: def when absent, else an integer in 1..max; a

@@ -3,6 +3,9 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -238,5 +241,69 @@ func TestMetricLabelsNameNoConstituent(t *testing.T) {
 	}
 	if !counted {
 		t.Error("the refusal was not counted")
+	}
+}
+
+func TestConstituentSecretsNeverEchoed(t *testing.T) {
+	a := newAPI(t, nil)
+	const mispKey = "MispPushKey0123456789abcdefghijklmnopqrs"
+	const given = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+	fingerprint := func(s string) string {
+		sum := sha256.Sum256([]byte(s))
+		return hex.EncodeToString(sum[:4])
+	}
+
+	// Weak secrets are refused, naming the webhook.
+	for _, weak := range []string{"whsec_YQ==", "whsec_" + strings.Repeat("A", 33), "whsec_" + base64.StdEncoding.EncodeToString(make([]byte, 23))} {
+		r := a.do("PUT", "/api/v1/constituents/acme", testAdminKey,
+			`{"name":"Acme","webhooks":[{"url":"https://acme.example/a","secret":"`+given+`"},{"url":"https://acme.example/b","secret":"`+weak+`"}]}`)
+		if r.status != http.StatusBadRequest || len(r.err.Details) != 1 || r.err.Details[0].Field != "/webhooks/1/secret" {
+			t.Errorf("secret %q: %d %s, want 400 naming /webhooks/1/secret", weak, r.status, r.body)
+		}
+	}
+
+	// "generate" makes one; the PUT answer shows it, and only it.
+	r := a.do("PUT", "/api/v1/constituents/acme", testAdminKey,
+		`{"name":"Acme","webhooks":[{"url":"https://acme.example/a","secret":"`+given+`"},{"url":"https://acme.example/b","secret":"generate"}],"misp_push":{"url":"https://misp.acme.example","key":"`+mispKey+`"}}`)
+	if r.status != http.StatusCreated {
+		t.Fatalf("PUT: %d %s", r.status, r.body)
+	}
+	var put constituentView
+	if err := json.Unmarshal([]byte(r.body), &put); err != nil {
+		t.Fatal(err)
+	}
+	made := put.Webhooks[1].Secret.Value
+	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(made, "whsec_"))
+	if !strings.HasPrefix(made, "whsec_") || err != nil || len(key) != 32 {
+		t.Fatalf("generated secret %q: %d bytes (%v), want whsec_ and 32 bytes", made, len(key), err)
+	}
+	if strings.Contains(r.body, given) || strings.Contains(r.body, mispKey) || put.Webhooks[0].Secret.Value != "" {
+		t.Errorf("PUT answer echoes a secret that was sent: %s", r.body)
+	}
+	stored, err := a.st.Constituent(context.Background(), "acme")
+	if err != nil || stored.Webhooks[0].Secret != given || stored.Webhooks[1].Secret != made || stored.MISPPush.Key != mispKey {
+		t.Fatalf("stored %+v (%v), want the secrets kept", stored, err)
+	}
+
+	// GET shows whether a secret is set and its fingerprint, never the value.
+	for _, path := range []string{"/api/v1/constituents/acme", "/api/v1/constituents"} {
+		r := a.do("GET", path, testAdminKey, "")
+		if r.status != http.StatusOK {
+			t.Fatalf("GET %s: %d", path, r.status)
+		}
+		for _, secret := range []string{given, made, mispKey, strings.TrimPrefix(made, "whsec_")} {
+			if strings.Contains(r.body, secret) {
+				t.Errorf("GET %s echoes a secret: %s", path, r.body)
+			}
+		}
+		for _, want := range []string{
+			`"secret":{"set":true,"fingerprint":"` + fingerprint(given) + `"}`,
+			`"secret":{"set":true,"fingerprint":"` + fingerprint(made) + `"}`,
+			`"key":{"set":true,"fingerprint":"` + fingerprint(mispKey) + `"}`,
+		} {
+			if !strings.Contains(r.body, want) {
+				t.Errorf("GET %s lacks %s: %s", path, want, r.body)
+			}
+		}
 	}
 }
