@@ -1,5 +1,14 @@
 package gateway
 
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
 // Constituent is an organisation the CSIRT serves
 // (schemas/constituent.schema.json).
 type Constituent struct {
@@ -41,6 +50,68 @@ func (c Contact) HasKey() bool { return c.PGPKey != "" || c.SMIMECert != "" }
 type Webhook struct {
 	URL    string `json:"url" yaml:"url"`
 	Secret string `json:"secret" yaml:"secret"`
+}
+
+// Webhook secrets follow Standard Webhooks: "whsec_" and base64 of at
+// least MinWebhookSecretBytes random bytes; shorter keys can be guessed
+// offline from one signed delivery. GenerateSecret in place of a secret
+// asks the admin API to create one, which it shows once.
+const (
+	WebhookSecretPrefix   = "whsec_"
+	MinWebhookSecretBytes = 24
+	GenerateSecret        = "generate"
+)
+
+// ErrWeakSecret is what CheckWebhookSecret returns for a secret that is not
+// whsec_ and base64 of enough bytes.
+var ErrWeakSecret = errors.New(`must be "whsec_" followed by base64 of at least 24 random bytes, or "generate" to have Schakel create one`)
+
+// CheckWebhookSecret accepts a Standard Webhooks secret of at least
+// MinWebhookSecretBytes bytes (padding may be left off, as some tools do).
+func CheckWebhookSecret(s string) error {
+	b64, ok := strings.CutPrefix(s, WebhookSecretPrefix)
+	if !ok {
+		return ErrWeakSecret
+	}
+	key, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		if key, err = base64.RawStdEncoding.DecodeString(b64); err != nil {
+			return ErrWeakSecret
+		}
+	}
+	if len(key) < MinWebhookSecretBytes {
+		return ErrWeakSecret
+	}
+	return nil
+}
+
+// NewWebhookSecret returns a fresh secret of 32 random bytes.
+func NewWebhookSecret() (string, error) {
+	var key [32]byte
+	if _, err := rand.Read(key[:]); err != nil {
+		return "", fmt.Errorf("webhook secret: read random bytes: %w", err)
+	}
+	return WebhookSecretPrefix + base64.StdEncoding.EncodeToString(key[:]), nil
+}
+
+// SecretProblems checks every webhook secret of c; GenerateSecret passes
+// when generate is set (the admin API), and is refused otherwise (a file
+// read at start-up has nobody to show a generated secret to).
+func (c *Constituent) SecretProblems(generate bool) []FieldError {
+	var out []FieldError
+	for i, w := range c.Webhooks {
+		field := "/webhooks/" + strconv.Itoa(i) + "/secret"
+		switch {
+		case w.Secret == GenerateSecret && generate:
+		case w.Secret == GenerateSecret:
+			out = append(out, FieldError{Field: field, Message: `"generate" works through the admin API (PUT /api/v1/constituents/{id} or schakel constituents import), which shows the new secret once`})
+		default:
+			if err := CheckWebhookSecret(w.Secret); err != nil {
+				out = append(out, FieldError{Field: field, Message: err.Error()})
+			}
+		}
+	}
+	return out
 }
 
 // MISPPush is a constituent MISP instance Schakel pushes to.

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -52,8 +53,12 @@ func TestFastPathAgrees(t *testing.T) {
 		{Event, `{"kind":"intel","title":"t","source":{"name":"s"},"vulnerabilities":[{"cve":"c","cvss":10.000000000001}]}`, invalid},
 		{Event, `{"kind":"intel","title":"t","source":{"name":"s"},"tlpp":"x"}`, invalid},
 		{Event, `{"kind":"intel","title":"","source":{"name":"s"}}`, invalid},
+		{Event, `{"kind":"intel","title":"t","source":{"name":"s"},"id":"indicator--8d5c0b9e"}`, valid},
+		{Event, `{"kind":"intel","title":"t","source":{"name":"s"},"id":"a b"}`, invalid},
+		{Event, `{"kind":"intel","title":"t","source":{"name":"s","ref":"` + strings.Repeat("r", 257) + `"}}`, invalid},
+		{Event, `{"kind":"intel","title":"t","source":{"name":"s"},"labels":["` + strings.Repeat("l", 129) + `"]}`, invalid},
 		{Event, `{"kind":"intel","title":"t","source":{"name":"s"},"created":"yesterday"}`, invalid},
-		{Constituent, `{"id":"a","name":"A","assets":{"asns":[4294967295]},"contacts":[{"email":"a@b.example","red":true}],"webhooks":[{"url":"https://h.example/x","secret":"whsec_YQ=="}]}`, valid},
+		{Constituent, `{"id":"a","name":"A","assets":{"asns":[4294967295]},"contacts":[{"email":"a@b.example","red":true}],"webhooks":[{"url":"https://h.example/x","secret":"whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}]}`, valid},
 		{Constituent, `{"id":"a","name":"A","assets":{"asns":[4294967296]}}`, invalid},
 		{Config, `{"sources":[{"name":"h","type":"webhook","secret_file":"f"},{"name":"m","type":"misp"}],"x-a":{}}`, valid},
 		{Config, `{"sources":[{"name":"h","type":"webhook"}]}`, invalid},
@@ -108,7 +113,7 @@ func TestFastPathMutations(t *testing.T) {
 	}
 	bases := map[Name][]byte{
 		Event:       arch,
-		Constituent: []byte(`{"id":"org-a","name":"A","sectors":["x"],"assets":{"asns":[64500],"prefixes":["192.0.2.0/24"],"domains":["a.example"]},"contacts":[{"email":"a@a.example","name":"n","red":true}],"webhooks":[{"url":"https://a.example/h","secret":"whsec_YQ=="}],"misp_push":{"url":"https://m.example","key":"` + key40 + `"},"subscriptions":{"min_priority":"high","kinds":["intel"],"labels":["l"]},"limits":{"webhook_per_minute":1,"email_per_hour":2,"misp_push_per_minute":3}}`),
+		Constituent: []byte(`{"id":"org-a","name":"A","sectors":["x"],"assets":{"asns":[64500],"prefixes":["192.0.2.0/24"],"domains":["a.example"]},"contacts":[{"email":"a@a.example","name":"n","red":true}],"webhooks":[{"url":"https://a.example/h","secret":"whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}],"misp_push":{"url":"https://m.example","key":"` + key40 + `"},"subscriptions":{"min_priority":"high","kinds":["intel"],"labels":["l"]},"limits":{"webhook_per_minute":1,"email_per_hour":2,"misp_push_per_minute":3}}`),
 		Config:      []byte(`{"listen":"127.0.0.1:8080","public_url":"https://s.example","redis":{"url":"","prefix":"p"},"admin":{"keys_file":"k","keys":["` + key40 + `"]},"tlp":{"default":"AMBER"},"limits":{"ingest_per_minute":5},"http":{"body_limit":100,"read_timeout":"5s"},"sources":[{"name":"h","type":"webhook","secret_file":"f"},{"name":"m","type":"misp","url":"https://m.example","key":"` + key40 + `","interval":"5m"},{"name":"t","type":"taxii","url":"https://t.example","collection":"c","password_file":"p"},{"name":"c","type":"csv","path":"/x"},{"name":"i","type":"imap","address":"i.example:993","username":"u","tls":"tls"},{"name":"s","type":"smtp","listen":":25","recipients":["a@b.example"]}],"channels":{"email":{"relay":"r.example:25","from":"f@s.example","password":"x"},"webhook":{"timeout":"1s","max_attempts":3}},"mailing_lists":[{"address":"l@s.example","audience":"public"}],"constituents_file":"c.yaml","shutdown_timeout":"1m"}`),
 	}
 	st := state()
@@ -139,7 +144,7 @@ var key40 = "abcdefghijABCDEFGHIJ0123456789abcdefghij"
 
 var samples = []any{
 	nil, true, false, "", "x", "AMBER", "tlp:red", "Amber Strict", "purple", "2026-11-20T09:14:33Z", "2026-11-20",
-	"https://a.example/x", "ftp://a.example", "a@b.example", "not-mail", "whsec_YQ==", "whsec_", key40, key40[:39],
+	"https://a.example/x", "ftp://a.example", "a@b.example", "not-mail", "whsec_YQ==", "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", "whsec_", key40, key40[:39],
 	"127.0.0.1:80", "localhost", "5m", "0s", "5 min", "webhook", "misp", "taxii", "csaf", "csv", "imap", "smtp", "api",
 	"ipv4", "ip", "high", "urgent", "public", "community", "none", "tls", "org-a", "Org A", "x-y",
 	json.Number("0"), json.Number("-1"), json.Number("1"), json.Number("1.5"), json.Number("10"), json.Number("10.5"),

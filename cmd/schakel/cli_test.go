@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -46,6 +47,49 @@ func TestVersionAndUsage(t *testing.T) {
 	out.Reset()
 	if run([]string{"keys", "create", "--role", "admin"}, &out, &errb) != 0 || len(strings.TrimSpace(out.String())) != 40 {
 		t.Fatalf("admin key: %q", out.String())
+	}
+}
+
+func TestHelpExitsZero(t *testing.T) {
+	for _, args := range [][]string{
+		{"--help"}, {"-h"}, {"help"}, {"serve", "--help"}, {"serve", "-h"}, {"check-config", "--help"},
+		{"keys", "create", "-h"}, {"constituents", "import", "--help"}, {"explain", "-help"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != 0 {
+			t.Errorf("%v: exit %d, want 0 (stderr %q)", args, code, errb.String())
+		}
+		if !strings.Contains(out.String(), "Usage:") || !strings.Contains(out.String(), "schakel serve --config FILE") {
+			t.Errorf("%v: stdout lacks the usage: %q", args, out.String())
+		}
+		if len(args) > 1 && !strings.Contains(out.String(), "Flags of "+strings.Join(args[:len(args)-1], " ")) {
+			t.Errorf("%v: stdout lacks the command's flags: %q", args, out.String())
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"serve", "--frobnicate"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "frobnicate") {
+		t.Errorf("bad flag: exit %d, stderr %q; want 2 naming the flag", code, errb.String())
+	}
+}
+
+func TestReadmeLinksStayInside(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Code is shown, not linked: drop fenced blocks and code spans, then
+	// every markdown link, autolink and bare URL (which renderers link)
+	// that is left must stay inside the repository.
+	text := regexp.MustCompile("(?s)```.*?```").ReplaceAllString(string(data), "")
+	text = regexp.MustCompile("`[^`\n]*`").ReplaceAllString(text, "")
+	for _, m := range regexp.MustCompile(`\]\(([^)\s]*)|(?i)(?:https?|ftp)://\S+|www\.\S+`).FindAllStringSubmatch(text, -1) {
+		target := m[0]
+		if m[1] != "" || strings.HasPrefix(m[0], "](") {
+			target = m[1]
+		}
+		if strings.Contains(target, "://") || strings.HasPrefix(target, "www.") || strings.HasPrefix(target, "//") {
+			t.Errorf("README links outside the repository: %s", target)
+		}
 	}
 }
 
@@ -93,7 +137,21 @@ func TestConstituentsImportAndKeys(t *testing.T) {
 	if k := strings.TrimSpace(out.String()); len(k) != 40 {
 		t.Fatalf("key %q", k)
 	}
+	// "secret: generate" gets a secret from the gateway, printed once.
+	gen := writeFile(t, dir, "gen.yaml", "- {id: hooked, name: Hooked, webhooks: [{url: 'https://hooked.example/h', secret: generate}]}\n")
+	out.Reset()
+	if code := run([]string{"constituents", "import", gen, "--url", h.base, "--key", testAdminKey, "--quiet"}, &out, &errb); code != 0 {
+		t.Fatalf("import with generate: exit %d: %s", code, errb.String())
+	}
+	if !regexp.MustCompile(`(?m)^hooked https://hooked\.example/h whsec_[A-Za-z0-9+/]{43}=$`).MatchString(out.String()) {
+		t.Errorf("import did not print the generated secret: %q", out.String())
+	}
 	// Bad input names the field.
+	weak := writeFile(t, dir, "weak.yaml", "- {id: weak, name: Weak, webhooks: [{url: 'https://weak.example/h', secret: 'whsec_c2VjcmV0'}]}\n")
+	errb.Reset()
+	if code := run([]string{"constituents", "import", weak, "--url", h.base, "--key", testAdminKey}, &out, &errb); code == 0 || !strings.Contains(errb.String(), "webhooks[0].secret") {
+		t.Fatalf("weak secret import: %d %s", code, errb.String())
+	}
 	bad := writeFile(t, dir, "bad.yaml", "- {id: 'Bad Id', name: x}\n")
 	errb.Reset()
 	if code := run([]string{"constituents", "import", bad, "--url", h.base, "--key", testAdminKey}, &out, &errb); code == 0 || !strings.Contains(errb.String(), "id") {

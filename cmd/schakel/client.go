@@ -98,8 +98,8 @@ func cmdKeys(ctx context.Context, args []string, stdout io.Writer) error {
 	role := fs.String("role", "", "admin, source or constituent")
 	name := fs.String("name", "", "source name or constituent id")
 	client := adminFlags(fs)
-	if err := fs.Parse(args[1:]); err != nil {
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
 	}
 	switch *role {
 	case "admin":
@@ -137,8 +137,8 @@ func cmdConstituents(ctx context.Context, args []string, stdout, stderr io.Write
 	fs := flag.NewFlagSet("constituents import", flag.ContinueOnError)
 	client := adminFlags(fs)
 	quiet := fs.Bool("quiet", false, "no progress bar")
-	if err := fs.Parse(reorder(args[1:])); err != nil {
-		return usageError{err.Error()}
+	if err := parseFlags(fs, reorder(args[1:])); err != nil {
+		return err
 	}
 	if fs.NArg() != 1 {
 		return usageError{"constituents import: give exactly one FILE"}
@@ -153,15 +153,37 @@ func cmdConstituents(ctx context.Context, args []string, stdout, stderr io.Write
 		return err
 	}
 	bar := newProgress(stderr, len(cs), *quiet)
+	var generated []string
 	for i, k := range cs {
-		if err := c.do(ctx, http.MethodPut, "/api/v1/constituents/"+url.PathEscape(k.ID), k, nil); err != nil {
+		// The answer hides stored secrets; it shows a secret the gateway
+		// generated for "secret: generate", this once.
+		var put struct {
+			Webhooks []struct {
+				URL    string `json:"url"`
+				Secret struct {
+					Value string `json:"value"`
+				} `json:"secret"`
+			} `json:"webhooks"`
+		}
+		if err := c.do(ctx, http.MethodPut, "/api/v1/constituents/"+url.PathEscape(k.ID), k, &put); err != nil {
 			bar.done()
 			return fmt.Errorf("constituent %d (%s): %w", i, k.ID, err)
+		}
+		for _, w := range put.Webhooks {
+			if w.Secret.Value != "" {
+				generated = append(generated, fmt.Sprintf("%s %s %s", k.ID, w.URL, w.Secret.Value))
+			}
 		}
 		bar.set(i + 1)
 	}
 	bar.done()
 	fmt.Fprintf(stdout, "imported %d constituents from %s\n", len(cs), file)
+	if len(generated) > 0 {
+		fmt.Fprintln(stdout, "generated webhook secrets, shown only now (constituent, url, secret):")
+		for _, g := range generated {
+			fmt.Fprintln(stdout, g)
+		}
+	}
 	return nil
 }
 
@@ -237,8 +259,8 @@ func cmdExplain(ctx context.Context, args []string, stdout io.Writer) error {
 	ev := fs.String("event", "", "event id")
 	cons := fs.String("constituent", "", "constituent id")
 	client := adminFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *ev == "" || *cons == "" {
 		return usageError{"explain: --event and --constituent are required"}

@@ -4,10 +4,12 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -62,6 +64,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if err != nil {
+		var he helpError
+		if errors.As(err, &he) {
+			fmt.Fprintf(stdout, "%s\nFlags of %s:\n%s", usage, he.cmd, he.flags)
+			return 0
+		}
 		var ue usageError
 		if errors.As(err, &ue) {
 			fmt.Fprintf(stderr, "%v\n\n%s", err, usage)
@@ -76,3 +83,26 @@ func run(args []string, stdout, stderr io.Writer) int {
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
+
+// helpError is -h or --help: run prints the usage and the command's flags
+// to stdout and exits 0.
+type helpError struct{ cmd, flags string }
+
+func (e helpError) Error() string { return "help requested" }
+
+// parseFlags parses args into fs. The flag package's own output is
+// dropped: run prints a bad flag with the usage, and help to stdout.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		var b strings.Builder
+		fs.SetOutput(&b)
+		fs.PrintDefaults()
+		return helpError{cmd: fs.Name(), flags: b.String()}
+	case err != nil:
+		return usageError{err.Error()}
+	}
+	return nil
+}

@@ -38,10 +38,9 @@ import (
 
 func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	path := fs.String("config", "schakel.yaml", "configuration file")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
@@ -126,6 +125,9 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 			return nil, fmt.Errorf("constituents_file: %w", err)
 		}
 		cs, err := config.ParseConstituents(data)
+		if err == nil {
+			err = config.RefuseGenerate(cs)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("constituents_file %s: %w", cfg.ConstituentsFile, err)
 		}
@@ -206,7 +208,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 	g.HTTP = httpapi.New(httpapi.Options{
 		Redis: g.rdb, Store: g.Store, Audit: g.Audit, Outbox: g.Outbox, Pipeline: g.Pipeline, Registry: reg,
 		Limiter: leasing, Metrics: m, Gatherer: promReg, Log: log, AdminKeys: cfg.Admin.Keys, Sources: sources,
-		Destinations: pol, IngestPerMinute: cfg.Limits.IngestPerMinute, AuthFailuresPerMinute: cfg.Limits.AuthFailuresPerMinute, BodyLimit: cfg.HTTP.BodyLimit, ReadTimeout: cfg.HTTP.ReadTimeout.Duration,
+		Destinations: pol, IngestPerMinute: cfg.Limits.IngestPerMinute, AuthFailuresPerMinute: cfg.Limits.AuthFailuresPerMinute, MetricsKey: cfg.Metrics.Key, BodyLimit: cfg.HTTP.BodyLimit, ReadTimeout: cfg.HTTP.ReadTimeout.Duration,
 	})
 	for _, mount := range w.mounts {
 		g.HTTP.Mount(mount)
@@ -360,8 +362,8 @@ func (g *Gateway) Close() {
 func cmdCheckConfig(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
 	path := fs.String("config", "schakel.yaml", "configuration file")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
@@ -373,6 +375,9 @@ func cmdCheckConfig(args []string, stdout io.Writer) error {
 			return fmt.Errorf("constituents_file: %w", err)
 		}
 		cs, err := config.ParseConstituents(data)
+		if err == nil {
+			err = config.RefuseGenerate(cs)
+		}
 		if err == nil {
 			err = checkDestinations(cfg.Egress.Policy(), cs)
 		}

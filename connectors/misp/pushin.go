@@ -51,7 +51,7 @@ func (s *Server) filterForPush(c *fiber.Ctx) error {
 		} `json:"Event"`
 	}
 	if err := json.Unmarshal(body, &offers); err != nil {
-		return fail(c, fiber.StatusBadRequest, "body: expected a JSON array of {\"Event\":{\"uuid\",\"timestamp\"}}: "+err.Error())
+		return fail(c, fiber.StatusBadRequest, "body: expected a JSON array of {\"Event\":{\"uuid\",\"timestamp\"}}: "+httpapi.PlainError(err))
 	}
 	want := make([]string, 0, len(offers))
 	for i, o := range offers {
@@ -147,7 +147,7 @@ func (s *Server) save(c *fiber.Ctx, target string) error {
 	}
 	evs, problems, err := mispmap.Decode(body)
 	if err != nil {
-		return fail(c, fiber.StatusBadRequest, "body: "+err.Error())
+		return fail(c, fiber.StatusBadRequest, "body: "+httpapi.PlainError(err))
 	}
 	if len(evs) != 1 {
 		return saveFailed(c, fiber.StatusForbidden, what, fmt.Sprintf("Event could not be saved: expected one event, got %d", len(evs)))

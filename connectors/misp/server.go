@@ -196,7 +196,7 @@ func (s *Server) reply(c *fiber.Ctx, err error) error {
 	case errors.Is(err, gateway.ErrNotFound):
 		return fail(c, fiber.StatusNotFound, "Invalid event")
 	case isBadRequest(err):
-		return fail(c, fiber.StatusBadRequest, err.Error())
+		return fail(c, fiber.StatusBadRequest, httpapi.PlainError(err))
 	}
 	s.o.Log.ErrorContext(c.UserContext(), "misp request failed", "path", c.Path(), "method", c.Method(), "error", err)
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, redis.ErrClosed) {

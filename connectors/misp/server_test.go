@@ -240,6 +240,16 @@ func TestIndexETagAndFilters(t *testing.T) {
 	if r := e.call("POST", "/events/index", e.keyB, map[string]any{"timestamp": "yesterday"}); r.code != 400 || !strings.Contains(string(r.body), "timestamp") {
 		t.Errorf("bad timestamp filter = %d %s, want 400 naming timestamp", r.code, r.body)
 	}
+	// Decoder errors reach the client without Go type names.
+	for _, b := range []any{[]int{1}, map[string]any{"request": "x"}} {
+		if r := e.call("POST", "/events/index", e.keyB, b); r.code != 400 || strings.Contains(string(r.body), "Go ") || strings.Contains(string(r.body), "misp.params") {
+			t.Errorf("body %v = %d %s, want 400 in plain words", b, r.code, r.body)
+		}
+	}
+	offer := []map[string]any{{"Event": "x"}}
+	if r := e.call("POST", "/events/filterEventIdsForPush", e.keySrc, offer); r.code != 400 || strings.Contains(string(r.body), "Go ") {
+		t.Errorf("bad push offer = %d %s, want 400 in plain words", r.code, r.body)
+	}
 	var paged []indexEntry
 	e.call("POST", "/events/index", e.keyB, map[string]any{"limit": 2, "page": 2}).must(t, 200, &paged)
 	if len(paged) != 2 || paged[0].Info == "" {

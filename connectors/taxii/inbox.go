@@ -89,11 +89,11 @@ func (s *Server) addObjects(c *fiber.Ctx) error {
 	}
 	objs, err := readPosted(body)
 	if err != nil {
-		return fail(fiber.StatusUnprocessableEntity, err.Error())
+		return fail(fiber.StatusUnprocessableEntity, httpapi.PlainError(err))
 	}
 	events, ferrs, err := stix.Decode(body)
 	if err != nil {
-		return &httpError{status: fiber.StatusUnprocessableEntity, desc: "the body cannot be mapped: " + err.Error()}
+		return &httpError{status: fiber.StatusUnprocessableEntity, desc: "the body cannot be mapped: " + httpapi.PlainError(err)}
 	}
 	now := s.now().UTC()
 	b := newBook(objs, Timestamp(now))
@@ -165,7 +165,7 @@ func readPosted(body []byte) ([]posted, error) {
 		Objects []json.RawMessage `json:"objects"`
 	}
 	if err := json.Unmarshal(body, &head); err != nil {
-		return nil, fmt.Errorf("body is not a TAXII envelope or STIX bundle: %v", err)
+		return nil, fmt.Errorf("body is not a TAXII envelope or STIX bundle: %w", err)
 	}
 	if head.Objects == nil && head.Type != "" && head.Type != "bundle" {
 		head.Objects = []json.RawMessage{body}

@@ -181,6 +181,9 @@ func TestInboxRefusals(t *testing.T) {
 			if eb.HTTPStatus == "" || eb.Title == "" {
 				t.Errorf("error body %s", r.body)
 			}
+			if strings.Contains(string(r.body), "Go ") || strings.Contains(string(r.body), "json.RawMessage") {
+				t.Errorf("error body names Go types: %s", r.body)
+			}
 		})
 	}
 	// A bundle (application/stix+json) and an empty envelope are taken too.

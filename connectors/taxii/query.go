@@ -8,6 +8,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/schakel/schakel/gateway/httpapi"
 	"github.com/schakel/schakel/mappings/stix"
 )
 
@@ -108,7 +109,7 @@ func (p params) addedAfter() (*time.Time, error) {
 	}
 	t, err := ParseTimestamp(s)
 	if err != nil {
-		return nil, badParam("added_after", err.Error())
+		return nil, badParam("added_after", httpapi.PlainError(err))
 	}
 	return &t, nil
 }
@@ -120,7 +121,7 @@ func (p params) next() (*position, error) {
 	}
 	pos, err := decodePosition(s)
 	if err != nil {
-		return nil, badParam("next", err.Error())
+		return nil, badParam("next", httpapi.PlainError(err))
 	}
 	return &pos, nil
 }

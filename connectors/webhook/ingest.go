@@ -101,7 +101,7 @@ func (in *Ingest) post(c *fiber.Ctx) error {
 		if errors.As(err, &ve) {
 			return err
 		}
-		return fiber.NewError(fiber.StatusBadRequest, "body: "+err.Error())
+		return fiber.NewError(fiber.StatusBadRequest, "body: "+httpapi.PlainError(err))
 	}
 	results := make([]gateway.Result, 0, len(evs))
 	for _, ev := range evs {

@@ -58,6 +58,14 @@ type Config struct {
 	TLS              TLS           `json:"tls" yaml:"tls"`
 	Retention        Retention     `json:"retention" yaml:"retention"`
 	Egress           Egress        `json:"egress" yaml:"egress"`
+	Metrics          Metrics       `json:"metrics" yaml:"metrics"`
+}
+
+// Metrics protects GET /metrics: with KeyFile set, a scraper must send
+// "Authorization: Bearer <key>" with the key read from it into Key.
+type Metrics struct {
+	KeyFile string `json:"key_file" yaml:"key_file"`
+	Key     string `json:"-" yaml:"-"`
 }
 
 // Egress narrows or widens where Schakel may connect out to (package

@@ -531,3 +531,30 @@ func TestLoad(t *testing.T) {
 		t.Errorf("Load error does not name the file and line: %v", err)
 	}
 }
+
+func TestMetricsKeyFile(t *testing.T) {
+	clearEnv(t)
+	dir := t.TempDir()
+	const key = "metrics-scrape-key-0123456789"
+	if err := os.WriteFile(filepath.Join(dir, "metrics.key"), []byte(key+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse([]byte("metrics: {key_file: metrics.key}\n"), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Metrics.Key != key || cfg.Metrics.KeyFile != filepath.Join(dir, "metrics.key") {
+		t.Fatalf("metrics = %q from %q", cfg.Metrics.Key, cfg.Metrics.KeyFile)
+	}
+	for name, out := range map[string]string{"String": cfg.String(), "%#v": fmt.Sprintf("%#v", *cfg), "slog": slogText(cfg)} {
+		if strings.Contains(out, key) {
+			t.Errorf("%s shows the metrics key", name)
+		}
+	}
+	if _, err := config.Parse([]byte("metrics: {key_file: missing.key}\n"), dir); err == nil || !strings.Contains(err.Error(), "metrics.key_file") {
+		t.Errorf("missing key file: %v, want an error naming metrics.key_file", err)
+	}
+	if _, err := config.Parse([]byte("metrics: {key: inline}\n"), dir); err == nil {
+		t.Error("metrics.key inline accepted; only key_file is a setting")
+	}
+}

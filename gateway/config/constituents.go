@@ -75,6 +75,19 @@ func ParseConstituents(data []byte) ([]gateway.Constituent, error) {
 	return out, nil
 }
 
+// RefuseGenerate reports constituents whose webhook secret is "generate",
+// for callers that store constituents directly (constituents_file, the
+// console import): only the admin API creates a secret and shows it once.
+func RefuseGenerate(cs []gateway.Constituent) error {
+	var errs []error
+	for i := range cs {
+		for _, fe := range cs[i].SecretProblems(false) {
+			errs = append(errs, fmt.Errorf("constituent %s: %s", cs[i].ID, fe.Error()))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 func itemID(item any) string {
 	m, _ := item.(map[string]any)
 	id, _ := m["id"].(string)
@@ -102,6 +115,11 @@ func decodeConstituent(item any) (gateway.Constituent, []gateway.FieldError) {
 				errs = append(errs, gateway.FieldError{Field: fmt.Sprintf("/contacts/%d/%s", i, f.name), Message: err.Error()})
 			}
 		}
+	}
+	// "generate" passes: schakel constituents import sends it to the admin
+	// API, which creates the secret; callers that store directly refuse it.
+	for _, fe := range c.SecretProblems(true) {
+		errs = append(errs, gateway.FieldError{Field: fe.Field, Message: fe.Message})
 	}
 	for i, p := range c.Assets.Prefixes {
 		if !validPrefix(p) {

@@ -1,6 +1,9 @@
 package config_test
 
 import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -15,7 +18,7 @@ var mispKey = strings.Repeat("Ab1", 13) + "Z"
 func TestParseConstituentsForms(t *testing.T) {
 	want := []gateway.Constituent{
 		{ID: "org-a", Name: "A", Assets: gateway.Assets{ASNs: []int64{64500}, Prefixes: []string{"192.0.2.0/24", "2001:db8::/32", "192.0.2.7"}}},
-		{ID: "org-b", Name: "B", Webhooks: []gateway.Webhook{{URL: "https://b.example/hook", Secret: "whsec_Yg=="}},
+		{ID: "org-b", Name: "B", Webhooks: []gateway.Webhook{{URL: "https://b.example/hook", Secret: "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}},
 			MISPPush: &gateway.MISPPush{URL: "https://misp.b.example", Key: mispKey}},
 	}
 	list := `
@@ -24,12 +27,12 @@ func TestParseConstituentsForms(t *testing.T) {
   assets: {asns: [64500], prefixes: [192.0.2.0/24, "2001:db8::/32", 192.0.2.7]}
 - id: org-b
   name: B
-  webhooks: [{url: "https://b.example/hook", secret: "whsec_Yg=="}]
+  webhooks: [{url: "https://b.example/hook", secret: "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}]
   misp_push: {url: "https://misp.b.example", key: ` + mispKey + `}
 `
 	mapping := "constituents:\n" + strings.ReplaceAll(list, "\n", "\n  ")
 	jsonForm := `[{"id":"org-a","name":"A","assets":{"asns":[64500],"prefixes":["192.0.2.0/24","2001:db8::/32","192.0.2.7"]}},
-	  {"id":"org-b","name":"B","webhooks":[{"url":"https://b.example/hook","secret":"whsec_Yg=="}],
+	  {"id":"org-b","name":"B","webhooks":[{"url":"https://b.example/hook","secret":"whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}],
 	   "misp_push":{"url":"https://misp.b.example","key":"` + mispKey + `"}}]`
 	for name, doc := range map[string]string{"list": list, "mapping": mapping, "json": jsonForm, "json object": `{"constituents":` + jsonForm + `}`} {
 		got, err := config.ParseConstituents([]byte(doc))
@@ -82,7 +85,7 @@ func TestParseConstituentsErrors(t *testing.T) {
 			doc:  "- {id: a, name: A, webhooks: [{url: 'https://a.example', secret: hunter2}], misp_push: {url: 'https://m.example', key: hunter3}}\n",
 			want: []string{
 				`constituents[0].misp_push.key (line 1, id "a"): must be 40 letters and digits (a MISP auth key)`,
-				`constituents[0].webhooks[0].secret (line 1, id "a"): must be a Standard Webhooks secret: "whsec_" followed by base64`,
+				`constituents[0].webhooks[0].secret (line 1, id "a"): must be a Standard Webhooks secret: "whsec_" followed by base64 of at least 24 random bytes, or "generate" to have Schakel create one`,
 			},
 		},
 		{
@@ -128,7 +131,7 @@ func TestParseConstituentsCSV(t *testing.T) {
 			csv: "id,name,sectors,asns,prefixes,domains,contacts,webhook_url,webhook_secret,misp_url,misp_key\n" +
 				`org-a,Org A,"health energy",AS64500;64501,"192.0.2.0/24; 2001:db8::/32",a.example b.example,` +
 				`"Jan de Vries <jan@a.example>!red; soc@a.example ""Team, Ops"" <ops@a.example>  cert@a.example!RED",` +
-				"https://a.example/hook,whsec_YQ==,https://misp.a.example," + mispKey + "\n",
+				"https://a.example/hook,whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=,https://misp.a.example," + mispKey + "\n",
 			want: []gateway.Constituent{{
 				ID: "org-a", Name: "Org A", Sectors: []string{"health", "energy"},
 				Assets: gateway.Assets{ASNs: []int64{64500, 64501}, Prefixes: []string{"192.0.2.0/24", "2001:db8::/32"}, Domains: []string{"a.example", "b.example"}},
@@ -138,7 +141,7 @@ func TestParseConstituentsCSV(t *testing.T) {
 					{Email: "ops@a.example", Name: "Team, Ops"},
 					{Email: "cert@a.example", Red: true},
 				},
-				Webhooks: []gateway.Webhook{{URL: "https://a.example/hook", Secret: "whsec_YQ=="}},
+				Webhooks: []gateway.Webhook{{URL: "https://a.example/hook", Secret: "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}},
 				MISPPush: &gateway.MISPPush{URL: "https://misp.a.example", Key: mispKey},
 			}},
 		},
@@ -186,6 +189,7 @@ func TestParseConstituentsCSVErrors(t *testing.T) {
 				`webhook_secret (line 4, column 54, id "org-c"): missing property "secret"`,
 				`id (line 5, column 1, id "Org D"): must be 1 to 63 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit`,
 				`name (line 5, column 7, id "Org D"): missing property "name"`,
+				`webhook_secret (line 5, column 26, id "Org D"): must be a Standard Webhooks secret: "whsec_" followed by base64 of at least 24 random bytes, or "generate" to have Schakel create one`,
 				`webhook_url (line 5, column 10, id "Org D"): must be an http or https URL`,
 			},
 		},
@@ -223,5 +227,43 @@ func TestParseConstituentsCSVErrors(t *testing.T) {
 				t.Errorf("errors:\n  %s\nwant:\n  %s", strings.Join(p, "\n  "), strings.Join(tc.want, "\n  "))
 			}
 		})
+	}
+}
+
+func TestWebhookSecretStrength(t *testing.T) {
+	b64 := func(n int) string { return base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xa5}, n)) }
+	for _, tc := range []struct {
+		name, secret string
+		ok           bool
+	}{
+		{"32 bytes", "whsec_" + b64(32), true},
+		{"24 bytes", "whsec_" + b64(24), true},
+		{"32 bytes unpadded", "whsec_" + strings.TrimRight(b64(32), "="), true},
+		{"generate", "generate", true},
+		{"23 bytes", "whsec_" + b64(23), false},
+		{"1 byte", "whsec_YQ==", false},
+		{"long but not base64", "whsec_" + strings.Repeat("A", 33), false},
+		{"no prefix", b64(32), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			doc := fmt.Sprintf("- {id: a, name: A, webhooks: [{url: 'https://a.example/h', secret: 'whsec_%s'}, {url: 'https://a.example/h2', secret: '%s'}]}\n", b64(32), tc.secret)
+			_, err := config.ParseConstituents([]byte(doc))
+			switch {
+			case tc.ok && err != nil:
+				t.Errorf("refused: %v", err)
+			case !tc.ok && (err == nil || !strings.Contains(err.Error(), "webhooks[1].secret") || strings.Contains(err.Error(), "webhooks[0]")):
+				t.Errorf("error %v, want one naming webhooks[1].secret", err)
+			case !tc.ok && strings.Contains(err.Error(), strings.TrimPrefix(tc.secret, "whsec_")):
+				t.Errorf("error echoes the secret: %v", err)
+			}
+		})
+	}
+	// Only the admin API can generate: a file stored directly refuses it.
+	cs, err := config.ParseConstituents([]byte("- {id: a, name: A, webhooks: [{url: 'https://a.example/h', secret: generate}]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := config.RefuseGenerate(cs); err == nil || !strings.Contains(err.Error(), "/webhooks/0/secret") {
+		t.Errorf("RefuseGenerate = %v, want an error naming /webhooks/0/secret", err)
 	}
 }

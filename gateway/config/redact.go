@@ -41,6 +41,7 @@ func (c Config) Redacted() Config {
 	c.Redis = c.Redis.Redacted()
 	c.Admin = c.Admin.Redacted()
 	c.Channels.Email = c.Channels.Email.Redacted()
+	c.Metrics.Key = redact(c.Metrics.Key)
 	srcs := make([]Source, len(c.Sources))
 	for i, s := range c.Sources {
 		srcs[i] = s.Redacted()
@@ -99,6 +100,7 @@ func (c Config) LogValue() slog.Value {
 				slog.Int("max_attempts", c.Channels.Webhook.MaxAttempts))),
 		slog.Attr{Key: "mailing_lists", Value: slog.GroupValue(lists...)},
 		slog.String("constituents_file", c.ConstituentsFile),
+		slog.Group("metrics", slog.String("key_file", c.Metrics.KeyFile)),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout.Duration),
 	)
 }

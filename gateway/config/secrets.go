@@ -54,6 +54,7 @@ func (p *parser) resolveFiles(c *Config, dir string) {
 		}
 		*into = v
 	}
+	read("/metrics/key_file", &c.Metrics.KeyFile, &c.Metrics.Key)
 	read("/channels/email/password_file", &c.Channels.Email.PasswordFile, &c.Channels.Email.Password)
 	read("/channels/email/pgp_key_file", &c.Channels.Email.PGPKeyFile, &c.Channels.Email.PGPKey)
 	read("/channels/email/pgp_passphrase_file", &c.Channels.Email.PGPPassphraseFile, &c.Channels.Email.PGPPassphrase)

@@ -485,6 +485,33 @@ func TestPagesRender(t *testing.T) {
 	}
 }
 
+func TestTitlesShowControlsEscaped(t *testing.T) {
+	f := newFixture(t, false)
+	f.login(adminKey)
+	title := "invoice\u202egnp.exe \u2066x\u2069 \x1b[2J"
+	ev := f.ingest(&gateway.Event{Kind: gateway.KindIntel, Title: title, Description: "one\u202etwo", TLP: gateway.TLPRed,
+		Source: gateway.SourceRef{Name: "partner"}})
+	for _, p := range []string{"/console/events", "/console/events/" + ev.ID, "/console/held"} {
+		r := f.get(p)
+		if r.status != http.StatusOK {
+			t.Fatalf("%s: status %d", p, r.status)
+		}
+		if strings.ContainsAny(r.body, "\u202e\u2066\u2069\x1b") {
+			t.Errorf("%s carries a raw bidi or control character", p)
+		}
+		if !strings.Contains(r.body, `invoice\u202egnp.exe \u2066x\u2069 \u001b[2J`) {
+			t.Errorf("%s does not show the title escaped", p)
+		}
+	}
+	if r := f.get("/console/events/" + ev.ID); !strings.Contains(r.body, `one\u202etwo`) {
+		t.Error("event page does not show the description escaped")
+	}
+	stored, err := f.st.Event(context.Background(), ev.ID)
+	if err != nil || stored.Title != title {
+		t.Errorf("stored title = %q (%v), want it unchanged", stored.Title, err)
+	}
+}
+
 func TestPagesNeedASession(t *testing.T) {
 	f := newFixture(t, false)
 	ev := f.ingest(&gateway.Event{Kind: gateway.KindIntel, Title: "Secret red thing", TLP: gateway.TLPRed, Source: gateway.SourceRef{Name: "partner"}})
@@ -672,6 +699,12 @@ func TestImportConstituents(t *testing.T) {
 		// A webhook at the metadata service refuses the whole file.
 		{"blocked webhook", "ssrf.yaml", "- id: fine\n  name: Fine\n- id: ssrf\n  name: SSRF\n  webhooks: [{url: 'http://169.254.169.254/latest/meta-data', secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}]\n",
 			422, "constituent ssrf: invalid input: /webhooks/0/url: 169.254.169.254 is link-local", nil},
+		// Secrets: a weak one is refused; "generate" is for the admin API,
+		// which shows the new secret once.
+		{"weak secret", "weak.yaml", "- {id: weak, name: Weak, webhooks: [{url: 'https://weak.example/h', secret: whsec_c2VjcmV0}]}\n",
+			422, "constituents[0].webhooks[0].secret", nil},
+		{"generate", "gen.yaml", "- {id: gen, name: Gen, webhooks: [{url: 'https://gen.example/h', secret: generate}]}\n",
+			422, "constituent gen: /webhooks/0/secret: &#34;generate&#34; works through the admin API", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -19,6 +19,7 @@ import (
 	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/gateway/audit"
 	"github.com/schakel/schakel/gateway/config"
+	"github.com/schakel/schakel/gateway/normalize"
 	"github.com/schakel/schakel/gateway/outbox"
 	"github.com/schakel/schakel/gateway/pipeline"
 	"github.com/schakel/schakel/gateway/policy"
@@ -45,6 +46,10 @@ var funcs = template.FuncMap{
 		return t.UTC().Format("2006-01-02 15:04:05Z")
 	},
 	"base": func() string { return Base },
+	// Text from sources may carry bidi overrides or terminal controls that
+	// make it read as something else; show them escaped.
+	"visible":     normalize.Visible,
+	"visibletext": normalize.VisibleText,
 }
 
 // pushChannels are the channels with an outbox queue worth showing.
@@ -548,6 +553,9 @@ func (c *Console) importConstituents(ctx *fiber.Ctx) error {
 	}
 	if len(cs) == 0 {
 		return bad("file " + fh.Filename + ": holds no constituents")
+	}
+	if err := config.RefuseGenerate(cs); err != nil {
+		return bad("file " + fh.Filename + ": " + err.Error())
 	}
 	if c.o.Destinations != nil {
 		// Judge the whole file first: a refused URL imports nothing.

@@ -43,22 +43,29 @@ func (e *BlockedError) Is(target error) bool { return target == ErrBlocked }
 type rule struct {
 	prefix netip.Prefix
 	reason string
+	// embedded: also refused when carried inside an IPv6 address (NAT64,
+	// 6to4, Teredo, IPv4-compatible). Only the rules that reach this host
+	// or a metadata service: the unspecified and multicast ones would
+	// match the zero bytes of ordinary NAT64 addresses.
+	embedded bool
 }
 
 // builtin is blocked unless allowed. Private ranges (RFC 1918, ULA) are not:
 // constituents' MISP instances and SOC receivers often live on internal
 // networks; an operator who wants them blocked lists them under egress.deny.
 var builtin = []rule{
-	{netip.MustParsePrefix("127.0.0.0/8"), "loopback"},
-	{netip.MustParsePrefix("::1/128"), "loopback"},
-	{netip.MustParsePrefix("169.254.0.0/16"), "link-local (cloud metadata lives here)"},
-	{netip.MustParsePrefix("fe80::/10"), "link-local"},
-	{netip.MustParsePrefix("fd00:ec2::254/128"), "a cloud metadata address"},
-	{netip.MustParsePrefix("0.0.0.0/8"), "unspecified (this host)"},
-	{netip.MustParsePrefix("::/128"), "unspecified (this host)"},
-	{netip.MustParsePrefix("224.0.0.0/4"), "multicast"},
-	{netip.MustParsePrefix("ff00::/8"), "multicast"},
-	{netip.MustParsePrefix("255.255.255.255/32"), "broadcast"},
+	{netip.MustParsePrefix("127.0.0.0/8"), "loopback", true},
+	{netip.MustParsePrefix("::1/128"), "loopback", false},
+	{netip.MustParsePrefix("169.254.0.0/16"), "link-local (cloud metadata lives here)", true},
+	{netip.MustParsePrefix("fe80::/10"), "link-local", false},
+	{netip.MustParsePrefix("fd00:ec2::254/128"), "a cloud metadata address", false},
+	{netip.MustParsePrefix("100.100.100.200/32"), "a cloud metadata address", true},
+	{netip.MustParsePrefix("192.0.0.192/32"), "a cloud metadata address", true},
+	{netip.MustParsePrefix("0.0.0.0/8"), "unspecified (this host)", false},
+	{netip.MustParsePrefix("::/128"), "unspecified (this host)", false},
+	{netip.MustParsePrefix("224.0.0.0/4"), "multicast", false},
+	{netip.MustParsePrefix("ff00::/8"), "multicast", false},
+	{netip.MustParsePrefix("255.255.255.255/32"), "broadcast", false},
 }
 
 // Policy is the set of allowed and denied prefixes. The zero value and a nil
@@ -139,16 +146,79 @@ func (p *Policy) Check(a netip.Addr) error {
 				return nil
 			}
 		}
+	}
+	if reason := p.blocked(a, false); reason != "" {
+		return &BlockedError{Addr: a, Reason: reason}
+	}
+	// An IPv6 address that carries an IPv4 one may reach it through a
+	// translator or tunnel (NAT64 on the host's network, a 6to4 relay):
+	// judge the IPv4 address too.
+	for _, e := range embedded(a) {
+		if reason := p.blocked(e.addr, true); reason != "" {
+			return &BlockedError{Addr: a, Reason: e.form + " of " + e.addr.String() + ", which is " + reason}
+		}
+	}
+	return nil
+}
+
+// blocked returns why a is denied or built-in blocked, or "". inside says
+// a was found embedded in an IPv6 address.
+func (p *Policy) blocked(a netip.Addr, inside bool) string {
+	if p != nil {
 		for _, pf := range p.deny {
 			if pf.Contains(a) {
-				return &BlockedError{Addr: a, Reason: "in egress.deny (" + pf.String() + ")"}
+				return "in egress.deny (" + pf.String() + ")"
 			}
 		}
 	}
 	for _, r := range builtin {
-		if r.prefix.Contains(a) {
-			return &BlockedError{Addr: a, Reason: r.reason}
+		if r.prefix.Contains(a) && (r.embedded || !inside) {
+			return r.reason
 		}
+	}
+	return ""
+}
+
+var (
+	nat64WellKnown = netip.MustParsePrefix("64:ff9b::/96")   // RFC 6052
+	nat64Local     = netip.MustParsePrefix("64:ff9b:1::/48") // RFC 8215
+	sixToFour      = netip.MustParsePrefix("2002::/16")      // RFC 3056
+	teredo         = netip.MustParsePrefix("2001::/32")      // RFC 4380
+	v4Compatible   = netip.MustParsePrefix("::/96")          // RFC 4291 2.5.5.1, deprecated
+)
+
+type embedding struct {
+	form string
+	addr netip.Addr
+}
+
+// embedded returns the IPv4 addresses an IPv6 address carries in the
+// translation and tunnelling forms that can lead to them.
+func embedded(a netip.Addr) []embedding {
+	if !a.Is6() {
+		return nil
+	}
+	b := a.As16()
+	v4 := func(x []byte) netip.Addr { return netip.AddrFrom4([4]byte(x)) }
+	switch {
+	case v4Compatible.Contains(a):
+		return []embedding{{"the IPv4-compatible form", v4(b[12:16])}}
+	case nat64WellKnown.Contains(a):
+		return []embedding{{"a NAT64 form", v4(b[12:16])}}
+	case nat64Local.Contains(a):
+		// The operator picks the prefix length (RFC 6052 2.2); bits 64-71
+		// are always zero. Try every placement a /48 prefix allows.
+		return []embedding{
+			{"a NAT64 form", v4([]byte{b[6], b[7], b[9], b[10]})},  // /48
+			{"a NAT64 form", v4([]byte{b[7], b[9], b[10], b[11]})}, // /56
+			{"a NAT64 form", v4(b[9:13])},                          // /64
+			{"a NAT64 form", v4(b[12:16])},                         // /96
+		}
+	case sixToFour.Contains(a):
+		return []embedding{{"a 6to4 form", v4(b[2:6])}}
+	case teredo.Contains(a):
+		// The client's address is stored with every bit inverted.
+		return []embedding{{"a Teredo form", v4([]byte{^b[12], ^b[13], ^b[14], ^b[15]})}}
 	}
 	return nil
 }

@@ -34,6 +34,21 @@ func TestCheck(t *testing.T) {
 		{"::", "unspecified"},
 		{"224.0.0.1", "multicast"},
 		{"255.255.255.255", "broadcast"},
+		{"100.100.100.200", "metadata"}, // Alibaba Cloud
+		{"192.0.0.192", "metadata"},     // Oracle Cloud
+		{"::127.0.0.1", "IPv4-compatible form of 127.0.0.1, which is loopback"},
+		{"::169.254.169.254", "link-local"},
+		{"64:ff9b::127.0.0.1", "NAT64 form of 127.0.0.1"},
+		{"64:ff9b::a9fe:a9fe", "NAT64 form of 169.254.169.254"},
+		{"64:ff9b::100.100.100.200", "metadata"},
+		{"64:ff9b:1::127.0.0.1", "NAT64 form of 127.0.0.1"},             // local-use prefix as a /96
+		{"64:ff9b:1:7f00:0:100::", "NAT64 form of 127.0.0.1"},           // local-use prefix as a /48
+		{"64:ff9b:1:0:a9:fea9:fe00:0", "NAT64 form of 169.254.169.254"}, // as a /64
+		{"64:ff9b::10.1.2.3", "egress.deny"},
+		{"2002:7f00:1::", "6to4 form of 127.0.0.1"},
+		{"2002:a9fe:a9fe::1", "6to4 form of 169.254.169.254"},
+		{"2001:0:4136:e378:8000:63bf:80ff:fffe", "Teredo form of 127.0.0.1"},
+		{"2001:0:4136:e378:8000:63bf:5601:5601", "Teredo form of 169.254.169.254"},
 		{"10.1.2.3", "egress.deny"},
 		{"::ffff:10.1.2.3", "egress.deny"},
 		{"127.0.0.2", ""},    // allowed explicitly
@@ -43,6 +58,12 @@ func TestCheck(t *testing.T) {
 		{"fd12:3456::1", ""},
 		{"192.0.2.10", ""},
 		{"2001:db8::1", ""},
+		{"64:ff9b::192.0.2.1", ""},
+		{"64:ff9b:1::c000:201", ""},                  // local-use NAT64 /96 to 192.0.2.1
+		{"2002:e000:1::1", ""},                       // 6to4 of multicast: not a way to this host                   // NAT64 to a public address
+		{"2002:c000:201::1", ""},                     // 6to4 of 192.0.2.1
+		{"2001:0:4136:e378:8000:63bf:3fff:fdd2", ""}, // Teredo client 192.0.2.45
+		{"2606:4700::1111", ""},
 	} {
 		err := p.Check(netip.MustParseAddr(tc.addr))
 		switch {

@@ -26,16 +26,17 @@ func (s *Server) auditAdmin(c *fiber.Ctx, rec audit.Record) {
 }
 
 func (s *Server) listEvents(c *fiber.Ctx) error {
-	q := store.ListQuery{Limit: c.QueryInt("limit", 50), Cursor: c.Query("cursor"), Source: c.Query("source")}
+	n, bad := queryLimit(c, 50, 1000)
+	if bad != nil {
+		return fail(c, fiber.StatusBadRequest, "invalid query", *bad)
+	}
+	q := store.ListQuery{Limit: n, Cursor: c.Query("cursor"), Source: c.Query("source")}
 	if t := c.Query("tlp"); t != "" {
 		tlp, _, err := gateway.ParseTLP(t)
 		if err != nil {
 			return fail(c, fiber.StatusBadRequest, "invalid query", gateway.FieldError{Field: "tlp", Message: err.Error()})
 		}
 		q.TLP = tlp
-	}
-	if q.Limit < 1 || q.Limit > 1000 {
-		return fail(c, fiber.StatusBadRequest, "invalid query", gateway.FieldError{Field: "limit", Message: "must be 1..1000"})
 	}
 	items, next, err := s.o.Store.ListEvents(c.UserContext(), q)
 	if err != nil {
@@ -60,10 +61,11 @@ func (s *Server) listConstituents(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if cs == nil {
-		cs = []gateway.Constituent{}
+	views := make([]constituentView, len(cs))
+	for i, k := range cs {
+		views[i] = viewOf(k, nil)
 	}
-	return c.JSON(fiber.Map{"constituents": cs})
+	return c.JSON(fiber.Map{"constituents": views})
 }
 
 func (s *Server) getConstituent(c *fiber.Ctx) error {
@@ -71,7 +73,7 @@ func (s *Server) getConstituent(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(k)
+	return c.JSON(viewOf(k, nil))
 }
 
 func (s *Server) putConstituent(c *fiber.Ctx) error {
@@ -85,7 +87,7 @@ func (s *Server) putConstituent(c *fiber.Ctx) error {
 	}
 	var raw map[string]any
 	if err := json.Unmarshal(data, &raw); err != nil {
-		return fail(c, fiber.StatusBadRequest, "body is not a JSON object: "+err.Error())
+		return fail(c, fiber.StatusBadRequest, "body is not a JSON object", DecodeError(err))
 	}
 	if v, ok := raw["id"]; !ok {
 		raw["id"] = id
@@ -98,12 +100,19 @@ func (s *Server) putConstituent(c *fiber.Ctx) error {
 	body, _ := json.Marshal(raw)
 	var k gateway.Constituent
 	if err := json.Unmarshal(body, &k); err != nil {
-		return fail(c, fiber.StatusBadRequest, "body: "+err.Error())
+		return fail(c, fiber.StatusBadRequest, "invalid input", DecodeError(err))
+	}
+	if fe := k.SecretProblems(true); len(fe) > 0 {
+		return &gateway.ValidationError{Fields: fe}
 	}
 	if s.o.Destinations != nil {
 		if fe := s.o.Destinations.CheckConstituent(&k); len(fe) > 0 {
 			return &gateway.ValidationError{Fields: fe}
 		}
+	}
+	generated, err := generateSecrets(&k)
+	if err != nil {
+		return err
 	}
 	created, err := s.o.Store.PutConstituent(c.UserContext(), k)
 	if err != nil {
@@ -117,7 +126,23 @@ func (s *Server) putConstituent(c *fiber.Ctx) error {
 	if created {
 		status = fiber.StatusCreated
 	}
-	return c.Status(status).JSON(k)
+	// A generated secret is shown here, once; stored secrets never are.
+	return c.Status(status).JSON(viewOf(k, generated))
+}
+
+// queryLimit reads ?limit=: def when absent, else an integer in 1..max; a
+// problem names the parameter, so "abc" or "-1" is not silently the
+// default.
+func queryLimit(c *fiber.Ctx, def, max int) (int, *gateway.FieldError) {
+	s := c.Query("limit")
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > max {
+		return 0, &gateway.FieldError{Field: "limit", Message: "must be an integer in 1.." + strconv.Itoa(max)}
+	}
+	return n, nil
 }
 
 func validationFromSchema(errs []gateway.FieldError) error {
@@ -251,7 +276,7 @@ func (s *Server) release(c *fiber.Ctx) error {
 		return err
 	}
 	if err := json.Unmarshal(data, &body); err != nil {
-		return fail(c, fiber.StatusBadRequest, "body: "+err.Error())
+		return fail(c, fiber.StatusBadRequest, "invalid input", DecodeError(err))
 	}
 	caller, _ := CallerOf(c)
 	h, n, err := s.o.Pipeline.Release(c.UserContext(), c.Params("id"), caller.Actor(), body.Recipients)
@@ -266,7 +291,11 @@ func (s *Server) release(c *fiber.Ctx) error {
 
 func (s *Server) deadLetters(c *fiber.Ctx) error {
 	ch := gateway.Channel(c.Query("channel"))
-	items, err := s.o.Outbox.DeadLetters(c.UserContext(), ch, c.QueryInt("limit", 100))
+	n, bad := queryLimit(c, 100, 1000)
+	if bad != nil {
+		return fail(c, fiber.StatusBadRequest, "invalid query", *bad)
+	}
+	items, err := s.o.Outbox.DeadLetters(c.UserContext(), ch, n)
 	if err != nil {
 		return err
 	}

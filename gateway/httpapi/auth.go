@@ -150,8 +150,19 @@ func (s *Server) ingestLimit(c *fiber.Ctx) error {
 			secs = 1
 		}
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(secs))
-		s.o.Metrics.Rejected.WithLabelValues(caller.Scope.Name, "limit").Inc()
+		s.o.Metrics.Rejected.WithLabelValues(metricSource(caller.Scope), "limit").Inc()
 		return fail(c, fiber.StatusTooManyRequests, "ingest rate limit exceeded for this key")
 	}
 	return c.Next()
+}
+
+// metricSource is the source label for a caller: the source's name, or
+// the key's role for other keys (the TAXII inbox and MISP push-in apply the
+// ingest limit before they check the role), so that no constituent id
+// becomes a metric label.
+func metricSource(sc store.Scope) string {
+	if sc.Role == store.RoleSource {
+		return sc.Name
+	}
+	return "role:" + string(sc.Role)
 }

@@ -62,7 +62,8 @@ func DecodeCanonical(body []byte) (*gateway.Event, error) {
 		seen[e.Field] = true
 	}
 	if decErr != nil && len(serrs) == 0 {
-		ve.Add("", "body is not a canonical event: "+decErr.Error())
+		fe := DecodeError(decErr)
+		ve.Add(fe.Field, fe.Message)
 	}
 	if decErr == nil {
 		// Report indicator problems the schema cannot see (a malformed IP).

@@ -66,6 +66,9 @@ type Options struct {
 	// misp_push URL points where Schakel may not connect (egress policy).
 	Destinations Destinations
 
+	// MetricsKey, when set, is the bearer key GET /metrics requires.
+	MetricsKey string
+
 	// AuthFailuresPerMinute is how many wrong keys one client IP may send a
 	// minute; 0 means DefaultAuthFailuresPerMinute, negative disables.
 	AuthFailuresPerMinute int
@@ -114,8 +117,9 @@ func New(o Options) *Server {
 // App exposes the fiber app (for tests with app.Test and for Listen).
 func (s *Server) App() *fiber.App { return s.app }
 
-// Serve serves on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+// Serve serves on ln until Shutdown. Connections close lingering (see
+// lingerListener), so a client that sent an oversized body reads its 413.
+func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(lingerListener{ln}) }
 
 // Shutdown stops accepting and waits for in-flight requests up to ctx.
 func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
@@ -129,7 +133,7 @@ func (s *Server) routes() {
 	a.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	a.Get("/readyz", s.readyz)
 	if s.o.Gatherer != nil {
-		a.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(s.o.Gatherer, promhttp.HandlerOpts{})))
+		a.Get("/metrics", s.metricsAuth, adaptor.HTTPHandler(promhttp.HandlerFor(s.o.Gatherer, promhttp.HandlerOpts{})))
 	}
 	v1 := a.Group("/api/v1")
 	v1.Post("/events", s.requireRole(store.RoleSource), s.ingestLimit, s.postEvent)
@@ -177,6 +181,23 @@ func isSignedIngest(path string) bool {
 	rest, ok := strings.CutPrefix(strings.ToLower(path), signedIngestPrefix)
 	rest = strings.TrimSuffix(rest, "/")
 	return ok && rest != "" && !strings.Contains(rest, "/")
+}
+
+// metricsAuth requires "Authorization: Bearer <MetricsKey>" when a key is
+// configured. Hashing both sides first makes the comparison constant-time
+// in the length too.
+func (s *Server) metricsAuth(c *fiber.Ctx) error {
+	if s.o.MetricsKey == "" {
+		return c.Next()
+	}
+	scheme, key, _ := strings.Cut(c.Get(fiber.HeaderAuthorization), " ")
+	got := sha256.Sum256([]byte(strings.TrimSpace(key)))
+	want := sha256.Sum256([]byte(s.o.MetricsKey))
+	if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="schakel metrics"`)
+		return fail(c, fiber.StatusUnauthorized, "metrics need Authorization: Bearer <metrics key>")
+	}
+	return c.Next()
 }
 
 func (s *Server) readyz(c *fiber.Ctx) error {

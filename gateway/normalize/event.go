@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/schakel/schakel/gateway"
 )
@@ -14,6 +16,24 @@ import (
 // LabelTLPWhite is added to an event's labels when its TLP was the TLP 1.0
 // label WHITE, which is read as CLEAR.
 const LabelTLPWhite = "tlp:white"
+
+// Bounds on event fields, the same as in schemas/event.schema.json: they
+// keep one event's text within what mail subjects, consoles and Redis
+// entries can carry. Characters are Unicode code points; the description is
+// bounded in bytes (the schema can only count characters, so it checks a
+// looser bound and this one decides).
+const (
+	MaxTitleChars      = 512
+	MaxDescriptionSize = 64 << 10
+	MaxLabels          = 64
+	MaxLabelChars      = 128
+	MaxRefChars        = 256
+)
+
+// idPattern is what an event id may look like; a UUID fits it. Ids become
+// Redis key tags, URL path segments and MISP/STIX identifiers, so they are
+// limited to characters that need no escaping anywhere.
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
 
 var (
 	tlpList = func() string {
@@ -44,6 +64,7 @@ func Event(ev *gateway.Event) []gateway.FieldError {
 		errs = append(errs, gateway.FieldError{Field: field, Message: err.Error()})
 	}
 
+	bounds(ev, add)
 	ev.Title = strings.TrimSpace(ev.Title)
 	if ev.Title == "" {
 		add("/title", errors.New("title is empty"))
@@ -112,6 +133,31 @@ func Event(ev *gateway.Event) []gateway.FieldError {
 
 	ev.Indicators, errs = indicators(ev.Indicators, errs)
 	return errs
+}
+
+// bounds checks the lengths and the id form, on the values as sent (before
+// trimming and de-duplication, so the pointers match the input).
+func bounds(ev *gateway.Event, add func(string, error)) {
+	if ev.ID != "" && !idPattern.MatchString(ev.ID) {
+		add("/id", errors.New("id must be a UUID or 1 to 128 characters from A-Z a-z 0-9 . _ : - starting with a letter or digit"))
+	}
+	if n := utf8.RuneCountInString(ev.Title); n > MaxTitleChars {
+		add("/title", fmt.Errorf("title is %d characters long; the limit is %d", n, MaxTitleChars))
+	}
+	if n := len(ev.Description); n > MaxDescriptionSize {
+		add("/description", fmt.Errorf("description is %d bytes long; the limit is %d", n, MaxDescriptionSize))
+	}
+	if n := utf8.RuneCountInString(ev.Source.Ref); n > MaxRefChars {
+		add("/source/ref", fmt.Errorf("source ref is %d characters long; the limit is %d", n, MaxRefChars))
+	}
+	if n := len(ev.Labels); n > MaxLabels {
+		add("/labels", fmt.Errorf("%d labels; the limit is %d", n, MaxLabels))
+	}
+	for i, l := range ev.Labels {
+		if n := utf8.RuneCountInString(l); n > MaxLabelChars {
+			add("/labels/"+strconv.Itoa(i), fmt.Errorf("label is %d characters long; the limit is %d", n, MaxLabelChars))
+		}
+	}
 }
 
 // indicators normalises inds in place, dropping failures and merging

@@ -3,6 +3,7 @@ package normalize
 import (
 	"math"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -132,6 +133,36 @@ func TestEventFields(t *testing.T) {
 				}
 			},
 		},
+		{name: "uuid id", edit: func(ev *gateway.Event) { ev.ID = "8d5c0b9e-2f0c-4f57-9d3e-2b6a3c1f0a11" }},
+		{name: "tracking id", edit: func(ev *gateway.Event) { ev.ID = "NCSC-2026-0389" }},
+		{name: "longest id", edit: func(ev *gateway.Event) { ev.ID = strings.Repeat("a", 128) }},
+		{name: "id too long", edit: func(ev *gateway.Event) { ev.ID = strings.Repeat("a", 129) }, wantFields: []string{"/id"}},
+		{name: "id with a space", edit: func(ev *gateway.Event) { ev.ID = "a b" }, wantFields: []string{"/id"}},
+		{name: "id starting with a brace", edit: func(ev *gateway.Event) { ev.ID = "}x" }, wantFields: []string{"/id"}},
+		{
+			name: "bounds at their limits",
+			edit: func(ev *gateway.Event) {
+				ev.Title = strings.Repeat("é", MaxTitleChars)
+				ev.Description = strings.Repeat("d", MaxDescriptionSize)
+				ev.Source.Ref = strings.Repeat("r", MaxRefChars)
+				for i := range MaxLabels {
+					ev.Labels = append(ev.Labels, strings.Repeat("l", MaxLabelChars-3)+strconv.Itoa(100+i))
+				}
+			},
+		},
+		{name: "title too long", edit: func(ev *gateway.Event) { ev.Title = strings.Repeat("é", MaxTitleChars+1) }, wantFields: []string{"/title"}},
+		{name: "description too long", edit: func(ev *gateway.Event) { ev.Description = strings.Repeat("é", MaxDescriptionSize/2+1) }, wantFields: []string{"/description"}},
+		{name: "source ref too long", edit: func(ev *gateway.Event) { ev.Source.Ref = strings.Repeat("r", MaxRefChars+1) }, wantFields: []string{"/source/ref"}},
+		{
+			name: "too many labels",
+			edit: func(ev *gateway.Event) {
+				for i := range MaxLabels + 1 {
+					ev.Labels = append(ev.Labels, strconv.Itoa(i))
+				}
+			},
+			wantFields: []string{"/labels"},
+		},
+		{name: "label too long", edit: func(ev *gateway.Event) { ev.Labels = []string{"a", strings.Repeat("l", MaxLabelChars+1)} }, wantFields: []string{"/labels/1"}},
 		{
 			name:       "unknown kind",
 			edit:       func(ev *gateway.Event) { ev.Kind = "rumour" },

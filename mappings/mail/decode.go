@@ -64,7 +64,7 @@ const LabelAttachmentPrefix = "attachment:"
 // Bounds on what is copied into the event.
 const (
 	maxTitleRunes       = 300
-	maxDescriptionBytes = 1 << 20
+	maxDescriptionBytes = normalize.MaxDescriptionSize - len("…") // the cut text ends with an ellipsis
 )
 
 // Decode maps one RFC 5322 message to canonical events with the default

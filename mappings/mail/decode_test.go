@@ -437,8 +437,9 @@ func TestLimits(t *testing.T) {
 		if len(ev.Indicators) != maxIndicators {
 			t.Errorf("got %d indicators, want the cap %d", len(ev.Indicators), maxIndicators)
 		}
-		if len(errs) != 1 || errs[0].Field != "body" {
-			t.Errorf("errors = %v, want one on body", errs)
+		// 10050 addresses are also more text than the description keeps.
+		if len(errs) != 2 || errs[0].Field != "body" || !strings.Contains(errs[0].Message, "indicators") {
+			t.Errorf("errors = %v, want the indicator cap and the cut text, on body", errs)
 		}
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/gateway/normalize"
@@ -137,7 +138,9 @@ func prepare(evs []*gateway.Event) ([]warning, error) {
 			// Never send a warning without a label.
 			return nil, fmt.Errorf("%s tlp %s cannot be rendered: %w", where, normalize.Quote(string(ev.TLP)), err)
 		}
-		title := sanitizeLabels(singleLine(ev.Title), t)
+		// Line breaks become spaces; other controls and bidi overrides are
+		// shown escaped, never obeyed.
+		title := sanitizeLabels(singleLine(normalize.VisibleText(ev.Title)), t)
 		if title == "" {
 			return nil, fmt.Errorf("%s title is empty", where)
 		}
@@ -393,12 +396,12 @@ func (d *doc) text() string {
 			}
 		}
 	}
-	return b.String()
+	return normalize.VisibleText(b.String())
 }
 
 func (d *doc) html(subject string) string {
 	var b strings.Builder
-	esc := html.EscapeString
+	esc := func(s string) string { return html.EscapeString(normalize.VisibleText(s)) }
 	b.WriteString("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + esc(subject) + "</title></head>\n")
 	b.WriteString("<body style=\"font-family:Arial,Helvetica,sans-serif;font-size:14px\">\n")
 	for _, bl := range d.blocks {
@@ -440,6 +443,7 @@ func (d *doc) html(subject string) string {
 
 // render writes the headers and the two body parts.
 func render(prefix, title string, d *doc, e Envelope, w []warning) ([]byte, error) {
+	title = shorten(title, maxSubjectTitleRunes)
 	subject := prefix + title
 	from, err := checkAddress("from", e.From)
 	if err != nil {
@@ -488,8 +492,8 @@ func render(prefix, title string, d *doc, e Envelope, w []warning) ([]byte, erro
 	writeHeader(&b, "From", from)
 	writeHeader(&b, "To", strings.Join(to, ", "))
 	// The ASCII "[TLP:X]" prefix stays readable in the raw header; the
-	// title is RFC 2047-encoded when it is not ASCII.
-	writeHeader(&b, "Subject", prefix+mime.QEncoding.Encode("utf-8", title))
+	// title is RFC 2047-encoded when it is not ASCII or cannot be folded.
+	writeHeader(&b, "Subject", prefix+subjectWords(title))
 	writeHeader(&b, "Date", e.Date.Format(time.RFC1123Z))
 	writeHeader(&b, "Message-ID", msgID)
 	if e.InReplyTo != "" {
@@ -611,6 +615,73 @@ func generatedID(w []warning, e Envelope, from string) string {
 		domain = strings.TrimSuffix(from[at+1:], ">")
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16]) + "@" + domain
+}
+
+// maxSubjectTitleRunes bounds the title in a Subject: mail clients show
+// far less, and the whole title is in the body.
+const maxSubjectTitleRunes = 200
+
+// shorten cuts s to limit runes, marking the cut with an ellipsis.
+func shorten(s string, limit int) string {
+	if utf8.RuneCountInString(s) <= limit {
+		return s
+	}
+	return strings.TrimSpace(string([]rune(s)[:limit-1])) + "…"
+}
+
+// subjectWords renders title for the Subject header so that writeHeader
+// can fold it into lines of at most 78 characters (RFC 5322 2.1.1): plain
+// ASCII when every word fits on a line, otherwise RFC 2047 encoded-words,
+// which the encoder keeps to 75 characters each.
+func subjectWords(title string) string {
+	if s := mime.QEncoding.Encode("utf-8", title); s != title {
+		return s
+	}
+	for w := range strings.FieldsSeq(title) {
+		if len(w) > maxPlainWord {
+			return qWords(title)
+		}
+	}
+	return title
+}
+
+// maxPlainWord is the longest word that still fits on a folded line
+// (" [URGENT] [TLP:AMBER+STRICT] " may precede it on the first).
+const maxPlainWord = 40
+
+// qWords Q-encodes ASCII s (RFC 2047 4.2) as encoded-words of at most 75
+// characters separated by spaces; mime.WordEncoder leaves ASCII as it is.
+func qWords(s string) string {
+	const open, end = "=?utf-8?q?", "?="
+	var out, w strings.Builder
+	flush := func() {
+		if w.Len() == 0 {
+			return
+		}
+		if out.Len() > 0 {
+			out.WriteByte(' ')
+		}
+		out.WriteString(open + w.String() + end)
+		w.Reset()
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		var enc string
+		switch {
+		case c == ' ':
+			enc = "_"
+		case c >= '0' && c <= '9', c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', strings.IndexByte("!*+-/", c) >= 0:
+			enc = string(c)
+		default:
+			enc = fmt.Sprintf("=%02X", c)
+		}
+		if len(open)+w.Len()+len(enc)+len(end) > 75 {
+			flush()
+		}
+		w.WriteString(enc)
+	}
+	flush()
+	return out.String()
 }
 
 // writeHeader writes "Name: value" folded at spaces to lines of at most 78

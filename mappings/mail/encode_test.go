@@ -320,6 +320,11 @@ func TestSubject(t *testing.T) {
 		{"non-ascii", func(e *gateway.Event) { e.Title = "Grüße – €" }, "[TLP:AMBER] Grüße – €", false},
 		{"line breaks collapse", func(e *gateway.Event) { e.Title = "a\r\nBcc: victim@example.com\r\n\r\nbody" }, "[TLP:AMBER] a Bcc: victim@example.com body", true},
 		{"looser label in title raised", func(e *gateway.Event) { e.Title = "TLP:CLEAR summary" }, "[TLP:AMBER] TLP:AMBER summary", true},
+		{"bidi override shown escaped", func(e *gateway.Event) { e.Title = "invoice\u202egnp.exe" }, `[TLP:AMBER] invoice\u202egnp.exe`, true},
+		{"controls shown escaped", func(e *gateway.Event) { e.Title = "a\x1b[2Jb\u0085c" }, `[TLP:AMBER] a\u001b[2Jb\u0085c`, true},
+		{"long title capped", func(e *gateway.Event) { e.Title = strings.Repeat("woord ", 100) }, "[TLP:AMBER] " + strings.Repeat("woord ", 33) + "w…", false},
+		{"long word encoded", func(e *gateway.Event) { e.Title = "see " + strings.Repeat("x", 120) }, "[TLP:AMBER] see " + strings.Repeat("x", 120), false},
+		{"long non-ascii title capped", func(e *gateway.Event) { e.Title = strings.Repeat("é", 512) }, "[TLP:AMBER] " + strings.Repeat("é", 199) + "…", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -340,7 +345,40 @@ func TestSubject(t *testing.T) {
 			if p.header.Get("Bcc") != "" {
 				t.Error("title injected a Bcc header")
 			}
+			head, _, _ := bytes.Cut(out, []byte("\r\n\r\n"))
+			for _, l := range strings.Split(string(head), "\r\n") {
+				if len(l) > 78 {
+					t.Errorf("header line of %d characters: %q", len(l), l)
+				}
+			}
 		})
+	}
+}
+
+func TestBodyShowsControlsEscaped(t *testing.T) {
+	ev := sampleEvent()
+	ev.Title = "invoice\u202egnp.exe"
+	ev.Description = "line one\nsee \u2066hidden\u2069 and \x1b[31m"
+	out, err := Encode(ev, envelope())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := parse(t, out)
+	for _, part := range []string{p.plain, p.html} {
+		if strings.ContainsAny(part, "\u202e\u2066\u2069\x1b") {
+			t.Errorf("body carries a raw control or bidi character:\n%s", part)
+		}
+		for _, want := range []string{`invoice\u202egnp.exe`, `\u2066hidden\u2069`, `\u001b[31m`} {
+			if !strings.Contains(part, want) {
+				t.Errorf("body lacks %q:\n%s", want, part)
+			}
+		}
+	}
+	if !strings.Contains(p.plain, "line one\nsee") {
+		t.Errorf("line break in the description lost:\n%s", p.plain)
+	}
+	if ev.Title != "invoice\u202egnp.exe" {
+		t.Errorf("event title changed to %q", ev.Title)
 	}
 }
 
@@ -392,7 +430,7 @@ func TestFolding(t *testing.T) {
 		e.To = append(e.To, "contact"+string(rune('a'+i))+"@gemeente.example")
 	}
 	ev := sampleEvent()
-	ev.Title = strings.Repeat("lange titel ", 20)
+	ev.Title = strings.Repeat("lange titel ", 16) // under the subject cap
 	out, err := Encode(ev, e)
 	if err != nil {
 		t.Fatal(err)
