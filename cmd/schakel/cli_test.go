@@ -15,6 +15,7 @@ import (
 )
 
 func TestCheckConfig(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	good := harnessConfig(t, dir, "", "p", "127.0.0.1:0", webhooktest.New(t, ""), webhooktest.New(t, ""), harnessOpts{})
 	var out, errb bytes.Buffer
@@ -36,6 +37,7 @@ func TestCheckConfig(t *testing.T) {
 }
 
 func TestVersionAndUsage(t *testing.T) {
+	t.Parallel()
 	var out, errb bytes.Buffer
 	if run([]string{"version"}, &out, &errb) != 0 || !strings.HasPrefix(out.String(), "schakel ") {
 		t.Fatalf("version: %q", out.String())
@@ -50,6 +52,7 @@ func TestVersionAndUsage(t *testing.T) {
 }
 
 func TestConstituentsImportAndKeys(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, harnessOpts{})
 	dir := t.TempDir()
 	csv := writeFile(t, dir, "more.csv", "id,name,sectors,asns,prefixes,domains,contacts\n"+
@@ -102,6 +105,7 @@ func TestConstituentsImportAndKeys(t *testing.T) {
 }
 
 func TestLimitsOnRequests(t *testing.T) {
+	t.Parallel()
 	r := redistest.New(t)
 	dir := t.TempDir()
 	a, b := webhooktest.New(t, ""), webhooktest.New(t, "")
@@ -130,6 +134,7 @@ func TestLimitsOnRequests(t *testing.T) {
 
 // One partner must not rewrite another's warning by reusing its id.
 func TestSourceCannotRewriteAnotherSourcesEvent(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, harnessOpts{})
 	const id = "ffffffff-0000-4000-8000-000000000001"
 	h.ingest(event(id, "intel", "AMBER", map[string]any{"sectors": []any{"health"}}), 202)

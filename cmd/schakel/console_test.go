@@ -65,6 +65,7 @@ outbox: {reclaim_idle: 3s, base_backoff: 100ms, max_backoff: 500ms}
 // TestAcceptanceConsoleInBrowser is issue 8's acceptance test: an analyst
 // drives the console in headless Chromium.
 func TestAcceptanceConsoleInBrowser(t *testing.T) {
+	t.Parallel()
 	bin := chromiumPath()
 	if bin == "" {
 		t.Skip("no chromium binary (Debian package chromium; .ci/run installs it): skipping the console browser test")

@@ -182,6 +182,7 @@ func refs(evs []webhooktest.Received) []string {
 // TestAcceptanceCSAFProvider: issue 6's first acceptance bullet, against a
 // provider built from the shared fixtures.
 func TestAcceptanceCSAFProvider(t *testing.T) {
+	t.Parallel()
 	f := newFeeds(t, feedsOpts{})
 	for _, name := range csafFixtures {
 		f.provider.Publish(t, feedFixture(t, "connectors/csaf/testdata/"+name), time.Time{})
@@ -301,6 +302,7 @@ func (f *feeds) dropReport(name string, data []byte) {
 // TestAcceptanceShadowserverCSV: issue 6's second acceptance bullet, with
 // each shared Shadowserver CSV.
 func TestAcceptanceShadowserverCSV(t *testing.T) {
+	t.Parallel()
 	f := newFeeds(t, feedsOpts{})
 	reports := []struct {
 		file    string
@@ -392,6 +394,7 @@ func TestAcceptanceShadowserverCSV(t *testing.T) {
 // may receive one webhook a minute; with that used up and more warnings
 // waiting, the critical NCSC advisory still reaches it at once.
 func TestAcceptanceCriticalBypassesExhaustedLimit(t *testing.T) {
+	t.Parallel()
 	f := newFeeds(t, feedsOpts{limitA: 1})
 	for i := range 4 {
 		ev := event(fmt.Sprintf("cccccccc-0000-4000-8000-%012d", i), "advisory", "GREEN", nil)
@@ -446,6 +449,7 @@ func TestAcceptanceCriticalBypassesExhaustedLimit(t *testing.T) {
 // feed source the connector cannot run stops start-up with an error naming
 // the source.
 func TestFeedsConfiguration(t *testing.T) {
+	t.Parallel()
 	r := redistest.New(t)
 	cases := []struct {
 		name, source, parseErr, startErr string

@@ -571,6 +571,8 @@ func refusedJSON(s int, resp string) string {
 	return ""
 }
 
+// Not parallel: the goroutine and heap bounds below are read process-wide,
+// so this test runs alone, before the parallel ones start.
 func TestHostileInputEveryIngestPath(t *testing.T) {
 	g := startHostileGateway(t)
 

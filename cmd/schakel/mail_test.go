@@ -171,6 +171,7 @@ func mailAdvisory(n int) []byte {
 }
 
 func TestAcceptanceMailboxIntake(t *testing.T) {
+	t.Parallel()
 	r := redistest.New(t)
 	dir := t.TempDir()
 	box := mailtest.NewMailbox(t, mailtest.MailboxOptions{})
@@ -265,6 +266,7 @@ const twoConstituents = `
 `
 
 func TestAcceptanceMailChannelPolicy(t *testing.T) {
+	t.Parallel()
 	r := redistest.New(t)
 	relay := mailtest.NewRelay(t, mailtest.RelayOptions{})
 	path := writeMailConfig(t, t.TempDir(), r, mailConf{relay: relay, lists: true, constituents: twoConstituents})
@@ -386,6 +388,7 @@ func passHour(t *testing.T, r *redistest.Redis, limitKey string) {
 }
 
 func TestAcceptanceMailDigestUnderLimit(t *testing.T) {
+	t.Parallel()
 	r := redistest.New(t)
 	relay := mailtest.NewRelay(t, mailtest.RelayOptions{})
 	path := writeMailConfig(t, t.TempDir(), r, mailConf{relay: relay, constituents: limitedConstituent})
@@ -460,6 +463,7 @@ func TestAcceptanceMailDigestUnderLimit(t *testing.T) {
 }
 
 func TestAcceptanceMailRelayFailures(t *testing.T) {
+	t.Parallel()
 	r := redistest.New(t)
 	relay := mailtest.NewRelay(t, mailtest.RelayOptions{})
 	relay.Reject("soc@a.example", 451, 2)
@@ -500,6 +504,7 @@ func TestAcceptanceMailRelayFailures(t *testing.T) {
 }
 
 func TestAcceptanceMailSMTPIntake(t *testing.T) {
+	t.Parallel()
 	r := redistest.New(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -32,6 +32,7 @@ func signWebhook(t *testing.T, req *http.Request, secret, id string, body []byte
 }
 
 func TestAcceptanceReceiverRecoversAndDeadLetters(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, harnessOpts{})
 	// A answers 503 (with Retry-After: 1) for its first 3 requests, then recovers.
 	h.a.Respond(func(n int) (int, int) {
@@ -83,6 +84,7 @@ func TestAcceptanceReceiverRecoversAndDeadLetters(t *testing.T) {
 }
 
 func TestAcceptanceRateLimitDefersNeverDrops(t *testing.T) {
+	t.Parallel()
 	// A may receive 60 per minute (one per second after a burst of 60).
 	h := newHarness(t, harnessOpts{limitA: 60})
 	const n = 64
@@ -126,6 +128,7 @@ func TestAcceptanceRateLimitDefersNeverDrops(t *testing.T) {
 // deliveries are in flight, restarts it and checks every accepted delivery
 // arrives (duplicates only with the same delivery_id).
 func TestAcceptanceKill9(t *testing.T) {
+	t.Parallel()
 	if runtime.GOOS != "linux" && runtime.GOOS != "darwin" {
 		t.Skip("needs SIGKILL")
 	}

@@ -202,6 +202,7 @@ func readAll(t *testing.T, base, coll, query string, hdr []string) []taxiiObject
 // TestAcceptanceTAXIIConformance walks every endpoint and status of TAXII
 // 2.1 §3–5 (the checklist of stix-taxii.md) against a running gateway.
 func TestAcceptanceTAXIIConformance(t *testing.T) {
+	t.Parallel()
 	r := redistest.New(t)
 	dir := t.TempDir()
 	g := runTAXIIGateway(t, taxiiConfig(t, dir, r, r.Prefix, ""))
@@ -322,6 +323,7 @@ func TestAcceptanceTAXIIConformance(t *testing.T) {
 // with limit=100, restarting the gateway halfway and going on with the next
 // it gave before: every object once, dates strictly increasing.
 func TestAcceptanceTAXIIPagingAcrossRestart(t *testing.T) {
+	t.Parallel()
 	r := redistest.New(t)
 	g := runTAXIIGateway(t, taxiiConfig(t, t.TempDir(), r, r.Prefix, ""))
 	src := taxiiKey(t, g.base, "/api/v1/sources/partner-api/keys")
@@ -400,6 +402,7 @@ func TestAcceptanceTAXIIPagingAcrossRestart(t *testing.T) {
 // TestAcceptanceTAXIIClients replays what taxii2-client, OpenCTI (its TAXII
 // connector and its built-in feed ingestion) and MISP's TAXII push send.
 func TestAcceptanceTAXIIClients(t *testing.T) {
+	t.Parallel()
 	r := redistest.New(t)
 	g := runTAXIIGateway(t, taxiiConfig(t, t.TempDir(), r, r.Prefix, ""))
 	src := taxiiKey(t, g.base, "/api/v1/sources/partner-api/keys")
@@ -607,6 +610,7 @@ func TestAcceptanceTAXIIClients(t *testing.T) {
 // GREEN, constituent exactly the caller's view (the one /events/index
 // serves); anonymous callers get 401.
 func TestAcceptanceTAXIIVisibility(t *testing.T) {
+	t.Parallel()
 	r := redistest.New(t)
 	g := runTAXIIGateway(t, taxiiConfig(t, t.TempDir(), r, r.Prefix, ""))
 	src := taxiiKey(t, g.base, "/api/v1/sources/partner-api/keys")
@@ -699,6 +703,7 @@ func TestAcceptanceTAXIIVisibility(t *testing.T) {
 // community collection (source type taxii), ingests what U adds once, and
 // resumes after a restart without ingesting anything twice.
 func TestAcceptanceTAXIIPollsASecondSchakel(t *testing.T) {
+	t.Parallel()
 	r := redistest.New(t)
 	up := runTAXIIGateway(t, taxiiConfig(t, t.TempDir(), r, r.Prefix+"u", ""))
 	src := taxiiKey(t, up.base, "/api/v1/sources/partner-api/keys")
