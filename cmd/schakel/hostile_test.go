@@ -571,9 +571,11 @@ func refusedJSON(s int, resp string) string {
 	return ""
 }
 
-// Not parallel: the goroutine and heap bounds below are read process-wide,
-// so this test runs alone, before the parallel ones start.
 func TestHostileInputEveryIngestPath(t *testing.T) {
+	// The goroutine and heap bounds below are read process-wide.
+	if !alone(t) {
+		return
+	}
 	g := startHostileGateway(t)
 
 	// Warm-up: one event delivered over both channels, so the pooled
