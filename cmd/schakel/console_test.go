@@ -58,7 +58,7 @@ sources:
 channels:
   webhook: {timeout: 2s, max_attempts: 3}
   email: {relay: %q, tls: none, from: warnings@schakel.example}
-outbox: {reclaim_idle: 3s, base_backoff: 100ms, max_backoff: 500ms}
+outbox: {reclaim_idle: 3s, base_backoff: 100ms, max_backoff: 500ms, poll_interval: 100ms}
 `, r.URL, r.Prefix, relay.Addr))
 }
 

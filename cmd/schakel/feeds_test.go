@@ -79,7 +79,7 @@ sources:
   - {name: shadowserver, type: csv, path: %q, profile: shadowserver, interval: 200ms, default_tlp: AMBER}
 channels:
   webhook: {timeout: 2s, max_attempts: 4}
-outbox: {reclaim_idle: 3s, base_backoff: 200ms}
+outbox: {reclaim_idle: 3s, base_backoff: 200ms, poll_interval: 100ms}
 constituents_file: constituents.yaml
 `, r.URL, r.Prefix, f.provider.URL, f.drop))
 	f.harness = startFromConfig(t, path)

@@ -78,7 +78,7 @@ sources:
   - {name: partner-hook, type: webhook, secret_file: hook.secret, format: canonical}
 channels:
   webhook: {timeout: 2s, max_attempts: 4}
-outbox: {reclaim_idle: 3s, base_backoff: 200ms}
+outbox: {reclaim_idle: 3s, base_backoff: 200ms, poll_interval: 100ms}  # a stopping gateway waits poll_interval for its queue readers
 constituents_file: constituents.yaml
 `, listen, redisURL, prefix))
 }

@@ -307,7 +307,7 @@ sources:
 %s
 channels:
   webhook: {timeout: 2s, max_attempts: 4}
-outbox: {reclaim_idle: 3s, base_backoff: 200ms}
+outbox: {reclaim_idle: 3s, base_backoff: 200ms, poll_interval: 100ms}
 constituents_file: constituents.yaml
 %s
 `, filepath.Base(dir), r.URL, r.Prefix, sources, strings.Join(extra, "\n")))

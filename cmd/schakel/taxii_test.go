@@ -105,6 +105,7 @@ admin: {keys_file: admin.keys}
 tlp: {default: AMBER}
 limits: {ingest_per_minute: 100000}
 http: {body_limit: 4194304}
+outbox: {poll_interval: 100ms}
 sources:
   - {name: partner-api, type: api, default_tlp: AMBER}
   - {name: misp-push, type: api, default_tlp: GREEN}
