@@ -25,8 +25,10 @@ run: build
 
 # All tests with the race detector. Tests use $$REDIS_URL when set (CI: a real
 # redis-server, database 15) and an in-process miniredis otherwise.
+# -parallel 4: cmd/schakel's acceptance tests run side by side; they mostly
+# wait on timers and peers, so four fit on two cores.
 test:
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -parallel 4 -timeout 20m ./...
 
 # Fault suite (Linux): the gateway binary under load while it is killed, Redis
 # restarts, fills up or peers misbehave; needs redis-server on PATH (starts its own).

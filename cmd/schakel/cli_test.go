@@ -16,6 +16,7 @@ import (
 )
 
 func TestCheckConfig(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	good := harnessConfig(t, dir, "", "p", "127.0.0.1:0", webhooktest.New(t, ""), webhooktest.New(t, ""), harnessOpts{})
 	var out, errb bytes.Buffer
@@ -37,6 +38,7 @@ func TestCheckConfig(t *testing.T) {
 }
 
 func TestVersionAndUsage(t *testing.T) {
+	t.Parallel()
 	var out, errb bytes.Buffer
 	if run([]string{"version"}, &out, &errb) != 0 || !strings.HasPrefix(out.String(), "schakel ") {
 		t.Fatalf("version: %q", out.String())
@@ -94,6 +96,7 @@ func TestReadmeLinksStayInside(t *testing.T) {
 }
 
 func TestConstituentsImportAndKeys(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, harnessOpts{})
 	dir := t.TempDir()
 	csv := writeFile(t, dir, "more.csv", "id,name,sectors,asns,prefixes,domains,contacts\n"+
@@ -160,6 +163,7 @@ func TestConstituentsImportAndKeys(t *testing.T) {
 }
 
 func TestLimitsOnRequests(t *testing.T) {
+	t.Parallel()
 	r := redistest.New(t)
 	dir := t.TempDir()
 	a, b := webhooktest.New(t, ""), webhooktest.New(t, "")
@@ -188,6 +192,7 @@ func TestLimitsOnRequests(t *testing.T) {
 
 // One partner must not rewrite another's warning by reusing its id.
 func TestSourceCannotRewriteAnotherSourcesEvent(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, harnessOpts{})
 	const id = "ffffffff-0000-4000-8000-000000000001"
 	h.ingest(event(id, "intel", "AMBER", map[string]any{"sectors": []any{"health"}}), 202)

@@ -189,6 +189,7 @@ func postEvent(h *harness, ev map[string]any) error {
 }
 
 func TestClusterTwoReplicas(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts a three-node Redis Cluster")
 	}

@@ -58,13 +58,14 @@ sources:
 channels:
   webhook: {timeout: 2s, max_attempts: 3}
   email: {relay: %q, tls: none, from: warnings@schakel.example}
-outbox: {reclaim_idle: 3s, base_backoff: 100ms, max_backoff: 500ms}
+outbox: {reclaim_idle: 3s, base_backoff: 100ms, max_backoff: 500ms, poll_interval: 100ms}
 `, r.URL, r.Prefix, relay.Addr))
 }
 
 // TestAcceptanceConsoleInBrowser: an analyst drives the console in
 // headless Chromium.
 func TestAcceptanceConsoleInBrowser(t *testing.T) {
+	t.Parallel()
 	bin := chromiumPath()
 	if bin == "" {
 		t.Skip("no chromium binary (Debian package chromium; .ci/run installs it): skipping the console browser test")

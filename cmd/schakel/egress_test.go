@@ -25,6 +25,7 @@ import (
 // name only resolves there at send time, by the dialer; nothing reaches the
 // target and the delivery is dead-lettered with the reason.
 func TestSecurityEgressGuard(t *testing.T) {
+	t.Parallel()
 	r := redistest.New(t)
 	dir := t.TempDir()
 	a, b := webhooktest.New(t, ""), webhooktest.New(t, "")

@@ -79,7 +79,7 @@ sources:
   - {name: shadowserver, type: csv, path: %q, profile: shadowserver, interval: 200ms, default_tlp: AMBER}
 channels:
   webhook: {timeout: 2s, max_attempts: 4}
-outbox: {reclaim_idle: 3s, base_backoff: 200ms}
+outbox: {reclaim_idle: 3s, base_backoff: 200ms, poll_interval: 100ms}
 constituents_file: constituents.yaml
 `, r.URL, r.Prefix, f.provider.URL, f.drop))
 	f.harness = startFromConfig(t, path)
@@ -182,6 +182,7 @@ func refs(evs []webhooktest.Received) []string {
 // TestAcceptanceCSAFProvider polls a provider built from the shared
 // fixtures, plus a tampered and a TLP:RED advisory, end to end.
 func TestAcceptanceCSAFProvider(t *testing.T) {
+	t.Parallel()
 	f := newFeeds(t, feedsOpts{})
 	for _, name := range csafFixtures {
 		f.provider.Publish(t, feedFixture(t, "connectors/csaf/testdata/"+name), time.Time{})
@@ -301,6 +302,7 @@ func (f *feeds) dropReport(name string, data []byte) {
 // TestAcceptanceShadowserverCSV: Shadowserver reports become notifications
 // for the owning constituents, with each shared Shadowserver CSV.
 func TestAcceptanceShadowserverCSV(t *testing.T) {
+	t.Parallel()
 	f := newFeeds(t, feedsOpts{})
 	reports := []struct {
 		file    string
@@ -392,6 +394,7 @@ func TestAcceptanceShadowserverCSV(t *testing.T) {
 // webhook a minute; with that used up and more warnings waiting, the critical
 // NCSC advisory still reaches it at once.
 func TestAcceptanceCriticalBypassesExhaustedLimit(t *testing.T) {
+	t.Parallel()
 	f := newFeeds(t, feedsOpts{limitA: 1})
 	for i := range 4 {
 		ev := event(fmt.Sprintf("cccccccc-0000-4000-8000-%012d", i), "advisory", "GREEN", nil)
@@ -446,6 +449,7 @@ func TestAcceptanceCriticalBypassesExhaustedLimit(t *testing.T) {
 // feed source the connector cannot run stops start-up with an error naming
 // the source.
 func TestFeedsConfiguration(t *testing.T) {
+	t.Parallel()
 	r := redistest.New(t)
 	cases := []struct {
 		name, source, parseErr, startErr string

@@ -137,6 +137,7 @@ redis: {url: %q, prefix: %q}
 admin: {keys_file: admin.keys}
 limits: {ingest_per_minute: 100000000}
 http: {body_limit: 1048576}
+outbox: {poll_interval: 100ms}
 sources:
   - {name: partner-api, type: api, default_tlp: AMBER}
   - {name: hook-canonical, type: webhook, secret: %[3]q, format: canonical}

@@ -78,7 +78,7 @@ sources:
   - {name: partner-hook, type: webhook, secret_file: hook.secret, format: canonical}
 channels:
   webhook: {timeout: 2s, max_attempts: 4}
-outbox: {reclaim_idle: 3s, base_backoff: 200ms}
+outbox: {reclaim_idle: 3s, base_backoff: 200ms, poll_interval: 100ms}  # a stopping gateway waits poll_interval for its queue readers
 constituents_file: constituents.yaml
 `, listen, redisURL, prefix))
 }
@@ -207,6 +207,7 @@ func values(ev gateway.Event) []string {
 }
 
 func TestAcceptancePolicyRouting(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, harnessOpts{})
 	const (
 		notif  = "11111111-1111-4111-8111-111111111111"
@@ -322,6 +323,7 @@ func TestAcceptancePolicyRouting(t *testing.T) {
 }
 
 func TestAcceptanceRejectsBadInput(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, harnessOpts{})
 	ev := event("66666666-6666-4666-8666-666666666666", "intel", "YELLOW", map[string]any{"indicators": []any{
 		map[string]any{"type": "ipv4", "value": "192.0.2.10"},
@@ -366,6 +368,7 @@ func TestAcceptanceRejectsBadInput(t *testing.T) {
 }
 
 func TestAcceptanceSignedWebhookIngest(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, harnessOpts{})
 	body, _ := json.Marshal(event("77777777-7777-4777-8777-777777777777", "advisory", "CLEAR", nil))
 	post := func(secret string) int {

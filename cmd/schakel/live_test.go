@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
+	"regexp"
 	"sync"
 	"testing"
 	"time"
@@ -63,4 +65,37 @@ func (g *liveGateway) restart() {
 	g.t.Helper()
 	g.stop()
 	g.start()
+}
+
+// aloneEnv names the test a child process of alone runs.
+const aloneEnv = "SCHAKEL_TEST_ALONE"
+
+// alone lets a test whose bounds are process-wide (goroutine count, heap)
+// run beside the parallel tests: it runs the calling test by itself in a
+// child process of this test binary, reports how that went and returns
+// false; in the child it returns true and the test goes on there.
+func alone(t *testing.T) bool {
+	t.Helper()
+	if os.Getenv(aloneEnv) == t.Name() {
+		return true
+	}
+	t.Parallel()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-test.run=^" + regexp.QuoteMeta(t.Name()) + "$", "-test.count=1"}
+	if testing.Verbose() {
+		args = append(args, "-test.v")
+	}
+	cmd := exec.CommandContext(t.Context(), self, args...)
+	cmd.Env = append(os.Environ(), aloneEnv+"="+t.Name())
+	out, err := cmd.CombinedOutput()
+	if err != nil || testing.Verbose() {
+		t.Logf("%s in its own process:\n%s", t.Name(), out)
+	}
+	if err != nil {
+		t.Fatalf("%s in its own process: %v", t.Name(), err)
+	}
+	return false
 }

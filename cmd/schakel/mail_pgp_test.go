@@ -16,6 +16,7 @@ import (
 // passphrase-protected key), the warning a mailing list receives is
 // PGP/MIME signed and verifies with the CSIRT's public key.
 func TestAcceptanceMailSignedWithPGP(t *testing.T) {
+	t.Parallel()
 	key, armored := mailtest.PGPKey(t, "s3cret")
 	r := redistest.New(t)
 	relay := mailtest.NewRelay(t, mailtest.RelayOptions{})

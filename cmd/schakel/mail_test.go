@@ -44,7 +44,7 @@ func writeMailConfig(t *testing.T, dir string, r *redistest.Redis, c mailConf) s
 	var b strings.Builder
 	fmt.Fprintf(&b, "listen: 127.0.0.1:0\negress: {allow: [127.0.0.0/8]}\npublic_url: https://schakel.example.org\nredis: {url: %q, prefix: %q}\n", r.URL, r.Prefix)
 	b.WriteString("admin: {keys_file: admin.keys}\ntlp: {default: AMBER}\nconstituents_file: constituents.yaml\n")
-	b.WriteString("outbox: {reclaim_idle: 3s, base_backoff: 200ms, max_backoff: 1s}\nsources:\n")
+	b.WriteString("outbox: {reclaim_idle: 3s, base_backoff: 200ms, max_backoff: 1s, poll_interval: 100ms}\nsources:\n")
 	b.WriteString("  - {name: partner-api, type: api, default_tlp: AMBER}\n")
 	if c.box != nil {
 		writeFile(t, dir, "imap.pw", c.box.Password+"\n")
@@ -176,6 +176,7 @@ func mailAdvisory(n int) []byte {
 }
 
 func TestAcceptanceMailboxIntake(t *testing.T) {
+	t.Parallel()
 	r := redistest.New(t)
 	dir := t.TempDir()
 	box := mailtest.NewMailbox(t, mailtest.MailboxOptions{})
@@ -270,6 +271,7 @@ const twoConstituents = `
 `
 
 func TestAcceptanceMailChannelPolicy(t *testing.T) {
+	t.Parallel()
 	r := redistest.New(t)
 	relay := mailtest.NewRelay(t, mailtest.RelayOptions{})
 	// Routing is checked on readable messages: no TLP requires encryption
@@ -394,6 +396,7 @@ func passHour(t *testing.T, r *redistest.Redis, limitKey string) {
 }
 
 func TestAcceptanceMailDigestUnderLimit(t *testing.T) {
+	t.Parallel()
 	r := redistest.New(t)
 	relay := mailtest.NewRelay(t, mailtest.RelayOptions{})
 	path := writeMailConfig(t, t.TempDir(), r, mailConf{relay: relay, constituents: limitedConstituent})
@@ -468,6 +471,7 @@ func TestAcceptanceMailDigestUnderLimit(t *testing.T) {
 }
 
 func TestAcceptanceMailRelayFailures(t *testing.T) {
+	t.Parallel()
 	r := redistest.New(t)
 	relay := mailtest.NewRelay(t, mailtest.RelayOptions{})
 	relay.Reject("soc@a.example", 451, 2)
@@ -508,6 +512,7 @@ func TestAcceptanceMailRelayFailures(t *testing.T) {
 }
 
 func TestAcceptanceMailSMTPIntake(t *testing.T) {
+	t.Parallel()
 	r := redistest.New(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

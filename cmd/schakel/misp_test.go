@@ -108,6 +108,7 @@ func mispViewPath(uuid string) string {
 // 2.5 instance sends when it pulls Schakel as a remote server (the log of
 // MISP#9054, reference/misp-sync.md §1.3), for constituents A and B.
 func TestAcceptanceMISPPullSequence(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, harnessOpts{})
 	const (
 		clear  = "31000000-0000-4000-8000-000000000001"
@@ -306,7 +307,7 @@ sources:
 %s
 channels:
   webhook: {timeout: 2s, max_attempts: 4}
-outbox: {reclaim_idle: 3s, base_backoff: 200ms}
+outbox: {reclaim_idle: 3s, base_backoff: 200ms, poll_interval: 100ms}
 constituents_file: constituents.yaml
 %s
 `, filepath.Base(dir), r.URL, r.Prefix, sources, strings.Join(extra, "\n")))
@@ -315,6 +316,7 @@ constituents_file: constituents.yaml
 // The push sequence of a MISP 2.5 `cake Server push … full` (and the
 // publish-time push) from an upstream MISP that holds a source key.
 func TestAcceptanceMISPPushSequence(t *testing.T) {
+	t.Parallel()
 	r := redistest.New(t)
 	dir := t.TempDir()
 	a, b := webhooktest.New(t, ""), webhooktest.New(t, "")
@@ -628,6 +630,7 @@ func hasEvent(t *testing.T, base, id string) (gateway.Event, bool) {
 // constituent "x" has misp_push with the key of up's MISP source). Pull-in
 // and push-out work end to end, and again after down restarts.
 func TestAcceptanceMISPPeers(t *testing.T) {
+	t.Parallel()
 	upRedis, downRedis := redistest.New(t), redistest.New(t)
 	upDir, downDir := t.TempDir(), t.TempDir()
 	up := runGateway(t, mispPeerConfig(t, upRedis, upDir, "  - {name: down-push, type: misp}",

@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"syscall"
@@ -32,6 +32,7 @@ func signWebhook(t *testing.T, req *http.Request, secret, id string, body []byte
 }
 
 func TestAcceptanceReceiverRecoversAndDeadLetters(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, harnessOpts{})
 	// A answers 503 (with Retry-After: 1) for its first 3 requests, then recovers.
 	h.a.Respond(func(n int) (int, int) {
@@ -83,6 +84,7 @@ func TestAcceptanceReceiverRecoversAndDeadLetters(t *testing.T) {
 }
 
 func TestAcceptanceRateLimitDefersNeverDrops(t *testing.T) {
+	t.Parallel()
 	// A may receive 60 per minute (one per second after a burst of 60).
 	h := newHarness(t, harnessOpts{limitA: 60})
 	const n = 64
@@ -126,14 +128,9 @@ func TestAcceptanceRateLimitDefersNeverDrops(t *testing.T) {
 // deliveries are in flight, restarts it and checks every accepted delivery
 // arrives (duplicates only with the same delivery_id).
 func TestAcceptanceKill9(t *testing.T) {
+	t.Parallel()
 	if runtime.GOOS != "linux" && runtime.GOOS != "darwin" {
 		t.Skip("needs SIGKILL")
-	}
-	bin := filepath.Join(t.TempDir(), "schakel")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		t.Fatalf("build: %v", err)
 	}
 	r := redistest.New(t)
 	a := webhooktest.New(t, "")
@@ -146,7 +143,7 @@ func TestAcceptanceKill9(t *testing.T) {
 	port := freePort(t)
 	cfg := harnessConfig(t, dir, r.URL, r.Prefix, "127.0.0.1:"+port, a, b, harnessOpts{})
 	startProc := func() *exec.Cmd {
-		cmd := exec.Command(bin, "serve", "--config", cfg)
+		cmd := gatewayCommand(t, "serve", "--config", cfg)
 		cmd.Dir = dir
 		if testing.Verbose() {
 			cmd.Stderr = os.Stderr
@@ -191,6 +188,32 @@ func TestAcceptanceKill9(t *testing.T) {
 		}
 	}
 	t.Logf("before kill: %d unique; after restart: A %d, B %d unique, %d+%d received", before, len(a.Unique()), len(b.Unique()), len(a.Received()), len(b.Received()))
+}
+
+// gatewayCommand runs this test binary as the schakel command with args,
+// through TestRunAsGateway: a gateway in a process of its own, which a test
+// may SIGKILL, without building the binary first (the test binary already
+// holds all of it, race detector included).
+func gatewayCommand(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, append([]string{"-test.run=^TestRunAsGateway$", "--"}, args...)...)
+	cmd.Env = append(os.Environ(), runAsGatewayEnv+"=1")
+	return cmd
+}
+
+const runAsGatewayEnv = "SCHAKEL_TEST_RUN_AS_GATEWAY"
+
+// TestRunAsGateway is not a test but the entry point of gatewayCommand's
+// processes: it runs main's run with the arguments after "--" and exits.
+func TestRunAsGateway(t *testing.T) {
+	if os.Getenv(runAsGatewayEnv) != "1" {
+		t.Skip("entry point of gatewayCommand subprocesses")
+	}
+	os.Exit(run(flag.Args(), os.Stdout, os.Stderr))
 }
 
 func freePort(t *testing.T) string {

@@ -162,6 +162,7 @@ func ingestMix(h *harness) {
 // gets the same set of events, exactly its view, never anything RED; the
 // admin API answers its key 403.
 func TestSecurityEachKeySeesExactlyItsView(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, harnessOpts{})
 	ingestMix(h)
 	keys := map[string]string{
@@ -216,6 +217,7 @@ func TestSecurityEachKeySeesExactlyItsView(t *testing.T) {
 // and a revoked constituent key gets 401 on every pull path. Rotation is
 // issue new, then revoke old: the new key keeps working.
 func TestSecurityKeyListingAndRevocation(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, harnessOpts{})
 	ingestMix(h)
 	old := secKey(t, h, "/api/v1/constituents/a/keys")
@@ -304,6 +306,7 @@ func TestSecurityKeyListingAndRevocation(t *testing.T) {
 // one address, every keyed path answers it 429 with Retry-After, right key
 // or not, so guessing stops paying; anonymous public paths still work.
 func TestSecurityFailedAuthLimitedPerIP(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, harnessOpts{})
 	ingestMix(h)
 	good := secKey(t, h, "/api/v1/constituents/a/keys")
@@ -412,6 +415,7 @@ func readFile(t *testing.T, path string) string {
 // HTTPS only; with client_ca_file a client without a certificate signed by
 // that CA is refused.
 func TestSecurityTLSListener(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	certPath, keyPath, cert, _ := selfSigned(t, dir, "server", false, nil, nil)
 	pool := x509.NewCertPool()
@@ -550,6 +554,7 @@ func memberOf(t *testing.T, h *harness, id string) []string {
 // API and Redis (all its keys, index and view entries); a newer event stays;
 // audit records older than retention.audit are trimmed.
 func TestRetentionDeletesExpiredEventsAndAudit(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, harnessOpts{})
 	keyA := secKey(t, h, "/api/v1/constituents/a/keys")
 	ind := func(v string) map[string]any { return map[string]any{"type": "ipv4", "value": v, "detect": true} }
@@ -621,6 +626,7 @@ func TestRetentionDeletesExpiredEventsAndAudit(t *testing.T) {
 // TestRetentionWorkerRunsFromConfig: with retention in the configuration
 // the gateway sweeps on its own.
 func TestRetentionWorkerRunsFromConfig(t *testing.T) {
+	t.Parallel()
 	h := startWithExtra(t, "retention: {events: 1s, audit: 1h}")
 	h.ingest(event(secGreen, "advisory", "GREEN", nil), 202)
 	deadline := time.Now().Add(15 * time.Second)

@@ -169,7 +169,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 	g.Outbox = outbox.New(g.rdb, prefix, outbox.Options{
 		MaxAttempts: cfg.Channels.Webhook.MaxAttempts, Logger: log, OnOutcome: disp.OnOutcome,
 		ReclaimIdle: cfg.Outbox.ReclaimIdle.Duration, BaseBackoff: cfg.Outbox.BaseBackoff.Duration,
-		MaxBackoff: cfg.Outbox.MaxBackoff.Duration,
+		MaxBackoff: cfg.Outbox.MaxBackoff.Duration, Block: cfg.Outbox.PollInterval.Duration,
 	})
 	g.Views = views.New(g.rdb, prefix, g.Store, reg)
 	g.Metrics, g.Limiter = m, limiter

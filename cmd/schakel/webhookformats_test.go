@@ -16,6 +16,7 @@ import (
 // body: it is mapped, stored and routed like any other (here TLP:WHITE →
 // CLEAR, so both constituents receive it).
 func TestSignedWebhookMISPFormat(t *testing.T) {
+	t.Parallel()
 	r := redistest.New(t)
 	dir := t.TempDir()
 	a, b := webhooktest.New(t, ""), webhooktest.New(t, "")

@@ -98,6 +98,10 @@ func finish(owners []string) []string {
 	return slices.Compact(owners)
 }
 
+// The scans below are the oracle's hot loops: single-goroutine reads of
+// test data, where the race detector finds nothing and multiplies the cost.
+//
+//go:norace
 func (r *reference) ip(a netip.Addr) []string {
 	a = a.Unmap().WithZone("")
 	best := -1
@@ -114,6 +118,7 @@ func (r *reference) ip(a netip.Addr) []string {
 	return finish(owners)
 }
 
+//go:norace
 func (r *reference) cidr(q netip.Prefix) []string {
 	if q.Addr().Is4In6() && q.Bits() >= 96 {
 		q = netip.PrefixFrom(q.Addr().Unmap(), q.Bits()-96)
@@ -137,6 +142,7 @@ func (r *reference) asn(a int64) []string {
 	return finish(slices.Clone(r.asns[a]))
 }
 
+//go:norace
 func (r *reference) domain(name string) []string {
 	name = refLower(strings.TrimSuffix(name, "."))
 	best := -1

@@ -235,6 +235,10 @@ type Outbox struct {
 	BaseBackoff Duration `json:"base_backoff" yaml:"base_backoff"`
 	MaxBackoff  Duration `json:"max_backoff" yaml:"max_backoff"`
 	Workers     int      `json:"workers" yaml:"workers"` // concurrent deliveries per channel and replica
+	// PollInterval is how long one read of the queue waits for new
+	// deliveries; it bounds how late a due retry starts and how long a
+	// stopping replica waits for its readers.
+	PollInterval Duration `json:"poll_interval" yaml:"poll_interval"`
 }
 
 // MailingList is a list address and who may read it: "public" or "community".
@@ -424,6 +428,7 @@ func applyDefaults(c *Config) {
 	setDefault(&c.Outbox.BaseBackoff.Duration, time.Second)
 	setDefault(&c.Outbox.MaxBackoff.Duration, time.Hour)
 	setDefault(&c.Outbox.Workers, 64)
+	setDefault(&c.Outbox.PollInterval.Duration, time.Second)
 	setDefault(&c.ShutdownTimeout.Duration, DefaultShutdownTimeout)
 	enc := &c.Channels.Email.Encrypt
 	if enc.RequiredFor == nil {

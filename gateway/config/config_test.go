@@ -162,6 +162,7 @@ func TestParseDefaults(t *testing.T) {
 		{"channels.webhook.timeout", cfg.Channels.Webhook.Timeout.Duration, 10 * time.Second},
 		{"channels.webhook.max_attempts", cfg.Channels.Webhook.MaxAttempts, 12},
 		{"shutdown_timeout", cfg.ShutdownTimeout.Duration, 30 * time.Second},
+		{"outbox.poll_interval", cfg.Outbox.PollInterval.Duration, time.Second},
 		{"sources[0].default_tlp", cfg.Sources[0].DefaultTLP, gateway.TLPAmber},
 		{"sources[1].default_tlp canonicalised", cfg.Sources[1].DefaultTLP, gateway.TLPGreen},
 		{"sources[1].path kept as written", cfg.Sources[1].Path, "feed"},
@@ -169,6 +170,17 @@ func TestParseDefaults(t *testing.T) {
 		if c.got != c.want {
 			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
 		}
+	}
+}
+
+func TestParseOutboxPollInterval(t *testing.T) {
+	clearEnv(t)
+	cfg, err := config.Parse([]byte("outbox: {poll_interval: 50ms}\n"), "")
+	if err != nil || cfg.Outbox.PollInterval.Duration != 50*time.Millisecond {
+		t.Fatalf("outbox.poll_interval = %v, %v; want 50ms", cfg.Outbox.PollInterval, err)
+	}
+	if _, err := config.Parse([]byte("outbox: {poll_interval: soon}\n"), ""); err == nil || !strings.Contains(err.Error(), "outbox.poll_interval") {
+		t.Errorf("a bad poll_interval: %v, want an error naming outbox.poll_interval", err)
 	}
 }
 
