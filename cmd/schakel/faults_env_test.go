@@ -515,7 +515,7 @@ func (e *faultEnv) deliveriesOf(id string) []store.DeliveryState {
 func (e *faultEnv) delivered(d gateway.Delivery, mails map[string]int) bool {
 	switch d.Channel {
 	case gateway.ChannelWebhook:
-		rc := e.hooks[d.Recipient]
+		rc := e.hooks[d.Recipient.String()]
 		if rc == nil {
 			return false
 		}

@@ -180,7 +180,7 @@ func TestFaultReceivers(t *testing.T) {
 	for _, id := range st.ids() {
 		for _, s := range e.deliveriesOf(id) {
 			if s.Attempts > 1 {
-				retried[string(s.Delivery.Channel)+"/"+s.Delivery.Recipient]++
+				retried[string(s.Delivery.Channel)+"/"+s.Delivery.Recipient.String()]++
 			}
 		}
 	}
