@@ -307,3 +307,30 @@ func TestConstituentSecretsNeverEchoed(t *testing.T) {
 		}
 	}
 }
+
+// A body declared as something other than JSON is refused with 415 and
+// nothing is stored: the refusal used to be written and then overwritten by
+// the handler carrying on.
+func TestNonJSONContentTypeRefused(t *testing.T) {
+	a := newAPI(t, nil)
+	body := `{"kind":"advisory","title":"x","source":{"name":"partner"}}`
+	for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", "not a media type"} {
+		req := httptest.NewRequest("POST", "/api/v1/events", strings.NewReader(body))
+		req.Header.Set("Content-Type", ct)
+		req.Header.Set("Authorization", "Bearer "+a.sourceKey)
+		resp, err := a.s.App().Test(req, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var eb ErrorBody
+		_ = json.Unmarshal(data, &eb)
+		if resp.StatusCode != http.StatusUnsupportedMediaType || !strings.Contains(eb.Error, "Content-Type") {
+			t.Errorf("Content-Type %q: %d %s, want 415 naming Content-Type", ct, resp.StatusCode, data)
+		}
+	}
+	if r := a.do("GET", "/api/v1/events", testAdminKey, ""); strings.Contains(r.body, `"title":"x"`) {
+		t.Errorf("a refused body was stored: %s", r.body)
+	}
+}

@@ -22,7 +22,7 @@ func RequireJSON(c *fiber.Ctx) error {
 	}
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil || (mt != fiber.MIMEApplicationJSON && mt != "application/vnd.schakel.event+json") {
-		return fail(c, fiber.StatusUnsupportedMediaType, "Content-Type must be application/json")
+		return fiber.NewError(fiber.StatusUnsupportedMediaType, "Content-Type must be application/json")
 	}
 	return nil
 }
