@@ -13,6 +13,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/schakel/schakel/gateway"
+	"github.com/schakel/schakel/gateway/redisconn"
+	"github.com/schakel/schakel/gateway/redistest"
 )
 
 // streamWrites stands in for the outbox: it appends each delivery id to one
@@ -288,4 +290,74 @@ func TestBatchCallerCancelDoesNotBlock(t *testing.T) {
 	s.group.leaders = 1
 	s.group.mu.Unlock()
 	close(h.gate)
+}
+
+// On Redis Cluster each step is split across nodes: a group whose batches
+// hash to every node commits whole, and a step that fails on the cluster
+// leaves each batch stored, unrouted and recoverable, never routed without
+// its deliveries.
+func TestBatchOnRedisCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three redis-server nodes")
+	}
+	url := redistest.Cluster(t)
+	rdb, err := redisconn.New(url, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rdb.Close() })
+	h := &pipelineHook{}
+	rdb.AddHook(h)
+	s := New(rdb, "cl")
+	ctx := context.Background()
+	const n = 48 // enough ids to land on all three nodes
+	var group []*Batch
+	for i := range n {
+		b := routedBatch(s, testEvent(fmt.Sprintf("cl-%d", i), t0, 1), "out", fmt.Sprintf("d%d", i))
+		if err := s.check(b); err != nil {
+			t.Fatal(err)
+		}
+		group = append(group, b)
+	}
+	s.commitGroup(ctx, group)
+	for i, b := range group {
+		if b.err != nil || b.res != Created {
+			t.Fatalf("batch %d: %v, %v", i, b.res, b.err)
+		}
+		if routed, err := s.Routed(ctx, b.ev.ID, b.version); err != nil || !routed {
+			t.Fatalf("batch %d not routed: %v", i, err)
+		}
+	}
+	if got := rdb.XLen(ctx, s.key("out")).Val(); got != n {
+		t.Errorf("outbox holds %d entries, want %d", got, n)
+	}
+
+	// The enqueue step fails on the cluster: every batch stays stored and
+	// unrouted, offered to recovery.
+	h.fail.Store("xadd")
+	var failed []*Batch
+	for i := range n {
+		b := routedBatch(s, testEvent(fmt.Sprintf("cl-fail-%d", i), t0, 1), "out2", fmt.Sprintf("f%d", i))
+		if err := s.check(b); err != nil {
+			t.Fatal(err)
+		}
+		failed = append(failed, b)
+	}
+	s.commitGroup(ctx, failed)
+	h.fail.Store("")
+	for i, b := range failed {
+		if b.err == nil {
+			t.Fatalf("batch %d succeeded though its enqueue failed", i)
+		}
+		if _, err := s.EventVersion(ctx, b.ev.ID, b.version); err != nil {
+			t.Errorf("batch %d not stored: %v", i, err)
+		}
+		if routed, _ := s.Routed(ctx, b.ev.ID, b.version); routed {
+			t.Errorf("batch %d marked routed without its deliveries", i)
+		}
+	}
+	refs, err := s.Unrouted(ctx, -time.Hour, 1000)
+	if err != nil || len(refs) != n {
+		t.Errorf("Unrouted = %d refs, %v; want %d", len(refs), err, n)
+	}
 }
