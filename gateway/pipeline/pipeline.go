@@ -6,6 +6,8 @@ package pipeline
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -100,19 +102,27 @@ func New(st Store, ob Outbox, au Auditor, reg *registry.Registry, cfg Config, m 
 func (p *Pipeline) Ingest(ctx context.Context, src gateway.Source, ev *gateway.Event) (gateway.Result, error) {
 	start := p.now()
 	received := start.UTC()
-	rejected, err := p.prepare(src, ev, received)
+	rejected, stamped, err := p.prepare(src, ev, received)
 	if err != nil {
 		p.metrics.Rejected.WithLabelValues(src.Name, "invalid").Inc()
+		return gateway.Result{}, err
+	}
+	hash, err := contentHash(ev)
+	if err != nil {
 		return gateway.Result{}, err
 	}
 	r := p.planRoute(ev, received)
 	// Announce the deliveries before they exist, so a consumer that takes
 	// one before Commit returns finds the event in memory; take the
-	// announcement back when nothing was routed.
-	p.announce(ev, len(r.ds))
-	res, err := p.store.Commit(ctx, p.batch(store.NewBatch(ev, received), r, received))
+	// announcement back when nothing was routed. announced keeps the
+	// version announced: a duplicate by content takes the stored one.
+	announced := *ev
+	p.announce(&announced, len(r.ds))
+	b := p.batch(store.NewBatch(ev, received), r, received)
+	b.Content(hash, stamped)
+	res, err := p.store.Commit(ctx, b)
 	if err != nil || res == store.Duplicate {
-		p.announce(ev, -len(r.ds))
+		p.announce(&announced, -len(r.ds))
 	}
 	if err != nil {
 		return gateway.Result{}, fmt.Errorf("store event %s: %w", ev.ID, err)
@@ -155,8 +165,9 @@ func (p *Pipeline) Ingest(ctx context.Context, src gateway.Source, ev *gateway.E
 }
 
 // prepare applies normalisation and the ingest defaults of ARCHITECTURE §3.
-// It returns the indicator problems that did not stop the event.
-func (p *Pipeline) prepare(src gateway.Source, ev *gateway.Event, received time.Time) ([]gateway.FieldError, error) {
+// It returns the indicator problems that did not stop the event, and whether
+// the version's time was assigned on receipt (the event carried none).
+func (p *Pipeline) prepare(src gateway.Source, ev *gateway.Event, received time.Time) ([]gateway.FieldError, bool, error) {
 	problems := normalize.Event(ev)
 	var fatal bool
 	for _, fe := range problems {
@@ -165,8 +176,9 @@ func (p *Pipeline) prepare(src gateway.Source, ev *gateway.Event, received time.
 		}
 	}
 	if fatal {
-		return nil, &gateway.ValidationError{Fields: problems}
+		return nil, false, &gateway.ValidationError{Fields: problems}
 	}
+	stamped := ev.Created.IsZero() && ev.Modified.IsZero()
 	ev.Source.Name = src.Name // a source can only speak for itself
 	if ev.Source.Format == "" {
 		ev.Source.Format = src.Format
@@ -194,7 +206,21 @@ func (p *Pipeline) prepare(src gateway.Source, ev *gateway.Event, received time.
 		p.metrics.Rejected.WithLabelValues(src.Name, "indicator").Add(float64(len(problems)))
 		p.log.Warn("indicators rejected", "source", src.Name, "event", ev.ID, "problems", len(problems), "first", problems[0].Error())
 	}
-	return problems, nil
+	return problems, stamped, nil
+}
+
+// contentHash is what a version says, without its times: a resend of the
+// same content whose time was assigned on receipt is then a duplicate,
+// not an update.
+func contentHash(ev *gateway.Event) (string, error) {
+	c := *ev
+	c.Created, c.Modified = time.Time{}, time.Time{}
+	b, err := json.Marshal(&c)
+	if err != nil {
+		return "", fmt.Errorf("hash event %s: %w", ev.ID, err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16]), nil
 }
 
 // namespace is Schakel's UUIDv5 namespace for derived event ids.

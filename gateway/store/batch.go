@@ -55,6 +55,12 @@ type Batch struct {
 	// and tests that route by hand).
 	putOnly bool
 
+	// content hashes what the version says, without its times; with
+	// sameContentIsDuplicate (the times were assigned on receipt) a resend
+	// of the current content is a duplicate rather than a new version.
+	content                string
+	sameContentIsDuplicate bool
+
 	deliveries []DeliveryState
 	held       *HeldItem
 	enqueue    []Writes
@@ -98,6 +104,14 @@ func (b *Batch) Deliveries(ds []gateway.Delivery) {
 	for _, d := range ds {
 		b.deliveries = append(b.deliveries, DeliveryState{Delivery: d, State: StateQueued, Updated: b.received})
 	}
+}
+
+// Content sets the hash of what the version says (without its times).
+// duplicateBySame says the version's times were assigned on receipt, so the
+// same content as the current version is a duplicate: the batch then takes
+// the current version's time (the event's Modified is set to it).
+func (b *Batch) Content(hash string, duplicateBySame bool) {
+	b.content, b.sameContentIsDuplicate = hash, duplicateBySame
 }
 
 // Hold records that nobody may receive the version (ARCHITECTURE §4).
@@ -281,7 +295,8 @@ func (s *Store) stepPut(ctx context.Context, group []*Batch) []*Batch {
 		b.put = putEventScript.Eval(ctx, pipe, []string{
 			s.eventKey(ev.ID, "cur"), s.eventKey(ev.ID, "v", b.version),
 			s.eventKey(ev.ID, "versions"), s.eventKey(ev.ID, "sum"),
-		}, b.version, nanos(ev.Modified), nanos(b.received), blob, sum, string(ev.TLP), ev.Source.Name)
+		}, b.version, nanos(ev.Modified), nanos(b.received), blob, sum, string(ev.TLP), ev.Source.Name,
+			b.content, flag(b.sameContentIsDuplicate))
 		puts = append(puts, b)
 		ranges = append(ranges, cmdRange{from, pipe.Len()})
 	}
@@ -309,13 +324,22 @@ func (s *Store) stepPut(ctx context.Context, group []*Batch) []*Batch {
 			b.oldTLP, _ = reply[2].(string)
 			b.oldSrc, _ = reply[3].(string)
 		}
+		queuedMember := routingMember(b.ev.ID, b.version)
 		switch code {
 		case 0:
 			b.res = Duplicate
+			if len(reply) == 3 {
+				// The same content under a time assigned on receipt: the
+				// duplicate is the current version.
+				if err := b.takeVersion(reply[2]); err != nil {
+					b.err = err
+					continue
+				}
+			}
 			if heal == 0 {
 				if b.queued.Val() == 1 {
 					// The entry added in advance is not needed.
-					unneeded = append(unneeded, routingMember(b.ev.ID, b.version))
+					unneeded = append(unneeded, queuedMember)
 				}
 				continue
 			}
@@ -338,6 +362,24 @@ func (s *Store) stepPut(ctx context.Context, group []*Batch) []*Batch {
 		s.rdb.ZRem(ctx, s.key("routing"), unneeded...)
 	}
 	return next
+}
+
+// takeVersion makes the batch (and its event) the stored version v.
+func (b *Batch) takeVersion(v any) error {
+	version, _ := v.(string)
+	t, err := time.Parse(time.RFC3339Nano, version)
+	if err != nil {
+		return fmt.Errorf("store event %s: current version %q: %w", b.ev.ID, version, err)
+	}
+	b.ev.Modified, b.version = t, version
+	return nil
+}
+
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
 }
 
 // routes reports whether b goes on past the global indexes: a new version,

@@ -79,20 +79,28 @@ const (
 
 // putEventScript stores a version when it is newer than the current one.
 // KEYS: cur, version blob, versions list, summary.
-// ARGV: version, modified nanos, received nanos, blob, summary, tlp, source.
-// Returns {code, heal, old tlp, old source}: code 0 duplicate, 1 created,
-// 2 updated, 3 the id belongs to another source (nothing written); heal 1 when the duplicate is the current version and still
-// unrouted, so the caller may re-add index entries a crash could have lost.
+// ARGV: version, modified nanos, received nanos, blob, summary, tlp, source,
+// content hash, "1" when the version's time was assigned on receipt (then the
+// same content as the current version is a duplicate, not an update).
+// Returns {code, heal, …}: code 0 duplicate, 1 created, 2 updated, 3 the id
+// belongs to another source (nothing written); heal 1 when the duplicate is
+// the current version and still unrouted, so the caller may re-add index
+// entries a crash could have lost. Codes 2 and 3 add the old tlp and source;
+// a duplicate by content adds the current version.
 var putEventScript = redis.NewScript(luaNotNewer + `
-local cur = redis.call('HMGET', KEYS[1], 'modified', 'version', 'routed', 'tlp', 'source')
+local cur = redis.call('HMGET', KEYS[1], 'modified', 'version', 'routed', 'tlp', 'source', 'content')
 if cur[5] and cur[5] ~= ARGV[7] then return {3, 0, cur[4], cur[5]} end
+if cur[1] and ARGV[9] == '1' and cur[6] == ARGV[8] then
+  if cur[3] == '0' then return {0, 1, cur[2]} end
+  return {0, 0, cur[2]}
+end
 if cur[1] and not_newer(ARGV[2], cur[1]) then
   if cur[2] == ARGV[1] and cur[3] == '0' then return {0, 1} end
   return {0, 0}
 end
 redis.call('SET', KEYS[2], ARGV[4])
 redis.call('HSET', KEYS[1], 'version', ARGV[1], 'modified', ARGV[2], 'received', ARGV[3],
-  'routed', '0', 'tlp', ARGV[6], 'source', ARGV[7])
+  'routed', '0', 'tlp', ARGV[6], 'source', ARGV[7], 'content', ARGV[8])
 redis.call('RPUSH', KEYS[3], ARGV[1])
 redis.call('SET', KEYS[4], ARGV[5])
 if cur[1] then return {2, 0, cur[4], cur[5]} end
