@@ -87,11 +87,11 @@ func eventFilterFrom(p params, now time.Time, tagKeys ...string) (*eventFilter, 
 			*k.dst = d.Format("2006-01-02")
 		}
 	}
-	pub, present, err := p.bool("published")
+	unpub, pub, _, err := p.flags("published")
 	if err != nil {
 		return nil, badRequest{err}
 	}
-	f.unpublished = present && !pub
+	f.unpublished = unpub && !pub
 	return f, nil
 }
 

@@ -170,6 +170,34 @@ func (p params) bool(key string) (value, present bool, err error) {
 	return false, true, fmt.Errorf("%s: %q is not a boolean (use 0 or 1)", key, s)
 }
 
+// flags reads a MISP boolean filter that may name both values: 0, 1, or
+// [0, 1] (PyMISP sends lists for published and deleted). It reports which
+// values were asked for.
+func (p params) flags(key string) (zero, one, present bool, err error) {
+	if !p.has(key) {
+		return false, false, false, nil
+	}
+	raw := bytes.TrimSpace(p[key])
+	items := []json.RawMessage{raw}
+	if len(raw) > 0 && raw[0] == '[' {
+		// A fresh slice: unmarshalling into items would write over raw,
+		// which is the caller's parameter.
+		var list []json.RawMessage
+		if err := json.Unmarshal(raw, &list); err != nil {
+			return false, false, true, fmt.Errorf("%s: not a list of 0 and 1", key)
+		}
+		items = list
+	}
+	for _, it := range items {
+		v, _, err := params{key: it}.bool(key)
+		if err != nil {
+			return false, false, true, err
+		}
+		zero, one = zero || !v, one || v
+	}
+	return zero, one, true, nil
+}
+
 // int reads a non-negative integer; 0 when absent.
 func (p params) int(key string) (int, error) {
 	if !p.has(key) {

@@ -286,3 +286,24 @@ func TestAppendAttributeIsJSON(t *testing.T) {
 		t.Errorf("attribute = %v", got)
 	}
 }
+
+// PyMISP sends published and deleted as 0, 1 or [0, 1]; a list is both.
+func TestParamsFlags(t *testing.T) {
+	tests := []struct {
+		raw             string
+		zero, one, fail bool
+	}{
+		{`0`, true, false, false}, {`"1"`, false, true, false}, {`true`, false, true, false},
+		{`[0,1]`, true, true, false}, {`["0","1"]`, true, true, false}, {`[1]`, false, true, false},
+		{`[0,"x"]`, false, false, true}, {`{"a":1}`, false, false, true}, {`[[0]]`, false, false, true},
+	}
+	for _, tt := range tests {
+		zero, one, present, err := params{"published": json.RawMessage(tt.raw)}.flags("published")
+		if (err != nil) != tt.fail || (!tt.fail && (zero != tt.zero || one != tt.one || !present)) {
+			t.Errorf("%s: zero=%v one=%v present=%v err=%v; want %v %v fail=%v", tt.raw, zero, one, present, err, tt.zero, tt.one, tt.fail)
+		}
+		if err != nil && !strings.Contains(err.Error(), "published") {
+			t.Errorf("%s: error %q does not name the filter", tt.raw, err)
+		}
+	}
+}

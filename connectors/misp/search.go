@@ -89,9 +89,9 @@ func searchFilterFrom(p params, now time.Time, attributes bool) (*searchFilter, 
 	} else if present {
 		f.toIDs = &v
 	}
-	if v, present, err := p.bool("deleted"); err != nil {
+	if live, del, _, err := p.flags("deleted"); err != nil {
 		return nil, badRequest{err}
-	} else if present && v {
+	} else if del && !live {
 		f.onlyDel = true
 	}
 	if f.limit, err = p.int("limit"); err != nil {
