@@ -398,6 +398,8 @@ func (b *builder) indicators(ev *gateway.Event) {
 	for _, p := range parts {
 		g := p.group
 		switch {
+		case g == nil && sourceHost(p):
+			b.hostObject(p)
 		case g == nil:
 			b.plain(p)
 		case g.emitted:
