@@ -204,6 +204,7 @@ func EncodeEvent(ev *gateway.Event, o EncodeOptions) (*Event, error) {
 	// indicator for the same CVE does not.
 	b.vulnerabilities(ev.Vulnerabilities)
 	b.indicators(ev)
+	b.advice(ev)
 	// Empty lists go out as [], which PyMISP and MISP expect, not null.
 	out.Attribute, out.Object = b.attrs, b.objects
 	if out.Attribute == nil {

@@ -92,3 +92,50 @@ func defaultIPType(ind *gateway.Indicator) string {
 	}
 	return "ip-dst"
 }
+
+// advice writes the event's remediations as course-of-action objects
+// (misp-stix maps them to STIX course-of-action): name = the category,
+// description = the text, the url as a link attribute, the products in the
+// object's comment. References become link attributes with the summary
+// as comment.
+func (b *builder) advice(ev *gateway.Event) {
+	for i, r := range ev.Remediations {
+		name := "remediation|" + strconv.Itoa(i)
+		obj := Object{
+			UUID: b.uuidFor("object|" + name), Name: "course-of-action", MetaCategory: "misc",
+			Distribution: "5", SharingGroupID: "0", Timestamp: b.ts,
+		}
+		add := func(typ, rel, v string) {
+			if v = strings.TrimSpace(v); v == "" {
+				return
+			}
+			obj.Attribute = append(obj.Attribute, Attribute{
+				UUID: b.uuidFor(name + "|" + rel), Type: typ, Category: category(typ), Value: v,
+				Distribution: "5", SharingGroupID: "0", Timestamp: b.ts, ObjectRelation: rel,
+				DisableCorrelation: typ == "text",
+			})
+		}
+		category := r.Category
+		if category == "" {
+			category = "remediation"
+		}
+		add("text", "name", category)
+		add("text", "description", r.Text)
+		add("link", "link", r.URL)
+		if len(r.Products) > 0 {
+			obj.Comment = "Products: " + strings.Join(r.Products, ", ")
+		}
+		b.count += len(obj.Attribute)
+		b.objects = append(b.objects, obj)
+	}
+	for _, r := range ev.References {
+		if strings.TrimSpace(r.URL) == "" {
+			continue
+		}
+		b.count++
+		b.attrs = append(b.attrs, Attribute{
+			UUID: b.uuidFor("reference|" + r.URL), Type: "link", Category: category("link"), Value: r.URL,
+			Distribution: "5", SharingGroupID: "0", Timestamp: b.ts, Comment: r.Summary, DisableCorrelation: true,
+		})
+	}
+}
