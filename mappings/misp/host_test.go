@@ -56,7 +56,7 @@ func TestEncodeSourceHost(t *testing.T) {
 func TestEncodeAdvice(t *testing.T) {
 	ev := &gateway.Event{
 		ID: "adv-1", Kind: gateway.KindAdvisory, Title: "Advisory", TLP: gateway.TLPClear,
-		Modified: time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC),
+		Modified:     time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC),
 		Remediations: []gateway.Remediation{{Category: "vendor_fix", Text: "Update to 5.2.", URL: "https://vendor.example/fix", Products: []string{"VPN 5.1"}}},
 		References:   []gateway.Reference{{URL: "https://cert.example/adv-1", Summary: "Advisory"}},
 	}
