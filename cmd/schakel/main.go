@@ -24,6 +24,8 @@ Usage:
   schakel constituents import FILE         import constituents (YAML or CSV) through the admin API
                                            [--config FILE | --url URL --key ADMINKEY]
   schakel explain --event ID --constituent ID [--config FILE | --url URL --key ADMINKEY]
+  schakel convert --from misp|stix|csaf|mail|csv --to canonical|misp|stix [--tlp X] < in > out
+                                           convert offline with the gateway's mappings
   schakel version
 `
 
@@ -48,6 +50,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdConstituents(ctx, args[1:], stdout, stderr)
 	case "explain":
 		err = cmdExplain(ctx, args[1:], stdout)
+	case "convert":
+		return convert(args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "schakel", version)
 	case "help", "--help", "-h":
