@@ -65,3 +65,16 @@ func (ind Indicator) Clone() Indicator {
 	}
 	return ind
 }
+
+// AttrDirection is the indicator attribute that says which side of a
+// connection the value is: DirectionSource for the host a report is about
+// (a Shadowserver row's own address and port — the constituent's host),
+// DirectionDestination for a counterpart it talked to. Absent means
+// unknown; encoders then keep their defaults (MISP ip-dst, STIX dst_ref).
+const AttrDirection = "direction"
+
+// Values of AttrDirection.
+const (
+	DirectionSource      = "source"
+	DirectionDestination = "destination"
+)

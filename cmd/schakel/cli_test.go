@@ -55,7 +55,7 @@ func TestVersionAndUsage(t *testing.T) {
 func TestHelpExitsZero(t *testing.T) {
 	for _, args := range [][]string{
 		{"--help"}, {"-h"}, {"help"}, {"serve", "--help"}, {"serve", "-h"}, {"check-config", "--help"},
-		{"keys", "create", "-h"}, {"constituents", "import", "--help"}, {"explain", "-help"},
+		{"keys", "create", "-h"}, {"constituents", "import", "--help"}, {"explain", "-help"}, {"sink", "--help"},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(args, &out, &errb); code != 0 {
@@ -67,6 +67,10 @@ func TestHelpExitsZero(t *testing.T) {
 		if len(args) > 1 && !strings.Contains(out.String(), "Flags of "+strings.Join(args[:len(args)-1], " ")) {
 			t.Errorf("%v: stdout lacks the command's flags: %q", args, out.String())
 		}
+	}
+	var cout, cerr bytes.Buffer
+	if code := convert([]string{"--help"}, strings.NewReader(""), &cout, &cerr); code != 0 || !strings.Contains(cout.String(), "--from") {
+		t.Errorf("convert --help: exit %d, stdout %q; want 0 and the usage", code, cout.String())
 	}
 	var out, errb bytes.Buffer
 	if code := run([]string{"serve", "--frobnicate"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "frobnicate") {

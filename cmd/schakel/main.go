@@ -29,6 +29,8 @@ Usage:
   schakel sink [--webhook ADDR --secret whsec_…] [--smtp ADDR]
                                            print verified webhook deliveries and received mail
                                            (a receiver for trying Schakel out on one machine)
+  schakel convert --from misp|stix|csaf|mail|csv --to canonical|misp|stix [--tlp X] < in > out
+                                           convert offline with the gateway's mappings
   schakel version
 `
 
@@ -55,6 +57,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdExplain(ctx, args[1:], stdout)
 	case "sink":
 		err = cmdSink(ctx, args[1:], stdout, stderr)
+	case "convert":
+		return convert(args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "schakel", version)
 	case "help", "--help", "-h":

@@ -31,12 +31,11 @@ const sinkMaxBody = 16 << 20
 // envelope, so a first user sees what a constituent would receive.
 func cmdSink(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sink", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	hookAddr := fs.String("webhook", "", "listen for signed webhooks on host:port, e.g. 127.0.0.1:9090")
 	secret := fs.String("secret", "", "the constituent webhook's secret (whsec_…) the signatures are checked with")
 	smtpAddr := fs.String("smtp", "", "accept mail over SMTP on host:port, e.g. 127.0.0.1:2526")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *hookAddr == "" && *smtpAddr == "" {
 		return usageError{"sink: give --webhook ADDR --secret whsec_…, --smtp ADDR, or both"}

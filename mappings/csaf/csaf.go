@@ -16,7 +16,9 @@
 //     and "tlp:white" when the label was WHITE;
 //   - tlp: see tlp.go; assessment and priority: see assessment.go;
 //   - vulnerabilities: one per CVE with the highest CVSS base score and the
-//     names of the affected products (see vulnerabilities.go).
+//     names of the affected products (see vulnerabilities.go);
+//   - remediations, references, CWE labels ("cwe:CWE-787") and the threats
+//     appended to the description: see advice.go.
 package csaf
 
 import (
@@ -43,13 +45,8 @@ const MaxBranchDepth = 32
 // ErrNotCSAF is returned when the input is JSON but has no /document object.
 var ErrNotCSAF = errors.New("not a CSAF document: /document is missing or not an object")
 
-// msgNotValidated is reported for a CSAF 2.1 document: only the 2.0 schema
-// is vendored, and checking 2.1 against it would report its legitimate
-// fields as errors.
-const msgNotValidated = "CSAF 2.1 documents are not validated: only the CSAF 2.0 schema is vendored"
-
 // Decode maps one CSAF document to one advisory event. Schema violations
-// (CSAF 2.0) and problems the schema does not catch (undefined product ids,
+// (CSAF 2.0 and 2.1) and problems the schema does not catch (undefined product ids,
 // unknown Kans/Schade values, conflicting TLP labels) are returned as
 // FieldErrors with the JSON pointer into the document while everything
 // readable is still mapped. err is set only when the input is not JSON or
@@ -65,10 +62,10 @@ func Decode(data []byte) ([]*gateway.Event, []gateway.FieldError, error) {
 	return []*gateway.Event{ev}, merge(schemaErrs, m.errs), nil
 }
 
-// Valid checks data against the vendored CSAF 2.0 schema and returns every
-// violation, sorted by pointer; nil when the document is valid. It is the
-// strict path: a source that rejects invalid advisories uses it. A CSAF 2.1
-// document is reported as not validated, since no 2.1 schema is vendored.
+// Valid checks data against the vendored CSAF schema of its
+// /document/csaf_version (2.0 or 2.1) and returns every violation, sorted
+// by pointer; nil when the document is valid. It is the strict path: a
+// source that rejects invalid advisories uses it.
 func Valid(data []byte) []gateway.FieldError {
 	var v any
 	if err := json.Unmarshal(data, &v); err != nil {
@@ -92,12 +89,9 @@ func parse(data []byte) (map[string]any, error) {
 	return root, nil
 }
 
+// validate checks v against the schema of its /document/csaf_version
+// (CSAF 2.1, else 2.0).
 func validate(v any) []gateway.FieldError {
-	if root, ok := v.(map[string]any); ok {
-		if str(obj(root, "document"), "csaf_version") == "2.1" {
-			return []gateway.FieldError{{Field: "/document/csaf_version", Message: msgNotValidated}}
-		}
-	}
 	errs := csafschema.ValidateValue(v)
 	if len(errs) == 0 {
 		return nil
@@ -175,7 +169,12 @@ func (m *mapper) event(root map[string]any) *gateway.Event {
 
 	consumed := m.assess(doc, ev)
 	ev.Description = description(arr(doc, "notes"), consumed)
-	ev.Vulnerabilities = m.vulnerabilities(root)
+	var names map[string]string
+	if len(arr(root, "vulnerabilities")) > 0 {
+		names = m.products(obj(root, "product_tree"))
+	}
+	ev.Vulnerabilities = m.vulnerabilities(root, names)
+	m.advice(root, ev, names)
 	return ev
 }
 

@@ -3,6 +3,7 @@ package csaf_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -39,6 +40,13 @@ func doc(t testing.TB, document map[string]any, top map[string]any) []byte {
 		}
 	}
 	root := map[string]any{"document": d}
+	if d["csaf_version"] == "2.1" {
+		// Required in CSAF 2.1.
+		root["$schema"] = "https://docs.oasis-open.org/csaf/csaf/v2.1/schema/csaf.json"
+		if _, ok := d["distribution"]; !ok {
+			d["distribution"] = map[string]any{"tlp": map[string]any{"label": "CLEAR"}}
+		}
+	}
 	for k, v := range top {
 		root[k] = v
 	}
@@ -132,10 +140,10 @@ func TestTLP(t *testing.T) {
 		{name: "text stricter than the label wins", version: "2.0", label: "GREEN", text: "TLP v2.0: TLP:AMBER", want: gateway.TLPAmber},
 		{name: "a TLP 1.0 mention in the text is not a TLP 2.0 label", version: "2.0", label: "RED", text: "TLP:AMBER+STRICT", want: gateway.TLPRed},
 		{name: "text alone", version: "2.0", text: "TLP v2.0: TLP:GREEN", want: gateway.TLPGreen},
-		{name: "CSAF 2.1 CLEAR", version: "2.1", label: "CLEAR", want: gateway.TLPClear, errs: []string{"/document/csaf_version"}},
-		{name: "CSAF 2.1 AMBER+STRICT", version: "2.1", label: "AMBER+STRICT", want: gateway.TLPAmberStrict, errs: []string{"/document/csaf_version"}},
-		{name: "CSAF 2.1 labels are TLP 2.0 already: no refinement", version: "2.1", label: "RED", text: "TLP v2.0: TLP:AMBER+STRICT", want: gateway.TLPRed, errs: []string{"/document/csaf_version", "/document/distribution/text"}},
-		{name: "unknown label reads as RED", version: "2.1", label: "PURPLE", want: gateway.TLPRed, errs: []string{"/document/csaf_version", "/document/distribution/tlp/label"}},
+		{name: "CSAF 2.1 CLEAR", version: "2.1", label: "CLEAR", want: gateway.TLPClear, errs: nil},
+		{name: "CSAF 2.1 AMBER+STRICT", version: "2.1", label: "AMBER+STRICT", want: gateway.TLPAmberStrict, errs: nil},
+		{name: "CSAF 2.1 labels are TLP 2.0 already: no refinement", version: "2.1", label: "RED", text: "TLP v2.0: TLP:AMBER+STRICT", want: gateway.TLPRed, errs: []string{"/document/distribution/text"}},
+		{name: "unknown label reads as RED", version: "2.1", label: "PURPLE", want: gateway.TLPRed, errs: []string{"/document/distribution/tlp/label"}},
 		{name: "unknown label in 2.0 is a schema error and RED", version: "2.0", label: "PURPLE", want: gateway.TLPRed, errs: []string{"/document/distribution/tlp/label"}},
 	}
 	for _, tt := range tests {
@@ -247,11 +255,20 @@ func TestVulnerabilities(t *testing.T) {
 	}
 }
 
-// CSAF 2.1 documents are not schema-checked, so the mapping's own checks
-// show: a CVE listed twice is merged, a score outside 0..10 is ignored.
+// A CVE listed twice is merged, a score outside 0..10 is ignored (and
+// reported by the CSAF 2.1 schema).
 func TestVulnerabilitiesMergedAndScoresChecked(t *testing.T) {
+	vectors := map[string]map[string]any{
+		"cvss_v3": {"version": "3.1", "vectorString": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N", "baseSeverity": "MEDIUM"},
+		"cvss_v2": {"version": "2.0", "vectorString": "AV:N/AC:L/Au:N/C:P/I:P/A:P"},
+		"cvss_v4": {},
+	}
 	metric := func(key string, v float64) map[string]any {
-		return map[string]any{"content": map[string]any{key: map[string]any{"baseScore": v}}, "products": []any{"A"}}
+		m := map[string]any{"baseScore": v}
+		for k, x := range vectors[key] {
+			m[k] = x
+		}
+		return map[string]any{"content": map[string]any{key: m}, "products": []any{"A"}}
 	}
 	vulns := []any{
 		map[string]any{"cve": "CVE-2026-1000", "metrics": []any{metric("cvss_v3", 6.0)}, "product_status": map[string]any{"known_affected": []any{"A"}}},
@@ -268,7 +285,7 @@ func TestVulnerabilitiesMergedAndScoresChecked(t *testing.T) {
 	if v.CVE != "CVE-2026-1000" || v.CVSS != 8.7 || !slices.Equal(v.Products, []string{"Alpha", "Beta"}) {
 		t.Errorf("merged %+v", v)
 	}
-	want := []string{"/document/csaf_version", "/vulnerabilities/1/cve", "/vulnerabilities/1/metrics/1/content/cvss_v2/baseScore"}
+	want := []string{"/vulnerabilities/1/cve", "/vulnerabilities/1/metrics/1/content/cvss_v2/baseScore"}
 	if f := fields(errs); !slices.Equal(f, want) {
 		t.Errorf("problems at %q, want %q (%v)", f, want, errs)
 	}
@@ -366,9 +383,14 @@ func TestValid(t *testing.T) {
 	if got := fields(csaf.Valid(broken)); !slices.Equal(got, want) {
 		t.Errorf("Valid(broken) at %q, want %q", got, want)
 	}
-	v21 := doc(t, map[string]any{"csaf_version": "2.1"}, nil)
-	if got := csaf.Valid(v21); len(got) != 1 || got[0].Field != "/document/csaf_version" {
-		t.Errorf("Valid(CSAF 2.1) = %v, want one not-validated problem", got)
+	// CSAF 2.1 is checked against the 2.1 schema: valid as built, and
+	// TLP 1.0's WHITE is not a 2.1 label.
+	if got := csaf.Valid(doc(t, map[string]any{"csaf_version": "2.1"}, nil)); got != nil {
+		t.Errorf("Valid(CSAF 2.1) = %v", got)
+	}
+	white := doc(t, map[string]any{"csaf_version": "2.1", "distribution": map[string]any{"tlp": map[string]any{"label": "WHITE"}}}, nil)
+	if got := fields(csaf.Valid(white)); !slices.Equal(got, []string{"/document/distribution/tlp/label"}) {
+		t.Errorf("Valid(CSAF 2.1 with WHITE) at %q", got)
 	}
 	if got := csaf.Valid([]byte("{")); len(got) != 1 || got[0].Field != "" || !strings.HasPrefix(got[0].Message, "invalid JSON") {
 		t.Errorf("Valid(not JSON) = %v", got)
@@ -420,4 +442,54 @@ func BenchmarkDecode(b *testing.B) {
 	// Advisories carry vulnerabilities, not indicators: documents/s is the
 	// figure that matters for a CSAF feed.
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "docs/s")
+}
+
+// Remediations, references, CWEs and threats reach the canonical event; a
+// remediation CSAF repeats per CVE is one entry with the products merged.
+func TestAdvice(t *testing.T) {
+	tree := map[string]any{"full_product_names": []any{
+		map[string]any{"name": "Alpha 1.0", "product_id": "A"}, map[string]any{"name": "Beta 2.0", "product_id": "B"},
+	}}
+	fix := func(ids ...any) map[string]any {
+		return map[string]any{"category": "vendor_fix", "details": "Update to 1.1.", "url": "https://vendor.example/fix", "product_ids": ids}
+	}
+	vulns := []any{
+		map[string]any{
+			"cve": "CVE-2026-1000", "cwe": map[string]any{"id": "CWE-787", "name": "Out-of-bounds Write"},
+			"product_status": map[string]any{"known_affected": []any{"A"}},
+			"remediations":   []any{fix("A"), map[string]any{"category": "workaround", "details": "Block port 8443.", "product_ids": []any{"A"}}},
+			"references":     []any{map[string]any{"url": "https://nvd.example/CVE-2026-1000", "summary": "NVD"}},
+			"threats":        []any{map[string]any{"category": "exploit_status", "details": "Exploited in the wild."}},
+		},
+		map[string]any{
+			"cve": "CVE-2026-1001", "cwe": map[string]any{"id": "CWE-787", "name": "Out-of-bounds Write"},
+			"product_status": map[string]any{"known_affected": []any{"B"}},
+			"remediations":   []any{fix("B")},
+		},
+	}
+	d := map[string]any{
+		"notes":      []any{map[string]any{"category": "summary", "text": "Two flaws."}},
+		"references": []any{map[string]any{"url": "https://cert.example/TEST-1", "summary": "Advisory", "category": "self"}},
+	}
+	ev, errs := decodeOne(t, doc(t, d, map[string]any{"product_tree": tree, "vulnerabilities": vulns}))
+	if errs != nil {
+		t.Errorf("problems %v", errs)
+	}
+	wantRem := []gateway.Remediation{
+		{Category: "vendor_fix", Text: "Update to 1.1.", URL: "https://vendor.example/fix", Products: []string{"Alpha 1.0", "Beta 2.0"}},
+		{Category: "workaround", Text: "Block port 8443.", Products: []string{"Alpha 1.0"}},
+	}
+	if fmt.Sprint(ev.Remediations) != fmt.Sprint(wantRem) {
+		t.Errorf("remediations %+v\nwant %+v", ev.Remediations, wantRem)
+	}
+	wantRefs := []gateway.Reference{{URL: "https://cert.example/TEST-1", Summary: "Advisory"}, {URL: "https://nvd.example/CVE-2026-1000", Summary: "NVD"}}
+	if !slices.Equal(ev.References, wantRefs) {
+		t.Errorf("references %+v", ev.References)
+	}
+	if n := strings.Count(strings.Join(ev.Labels, ","), csaf.LabelCWEPrefix+"CWE-787"); n != 1 {
+		t.Errorf("labels %q: want cwe:CWE-787 once", ev.Labels)
+	}
+	if !strings.HasPrefix(ev.Description, "Two flaws.") || !strings.Contains(ev.Description, "CVE-2026-1000 exploit_status: Exploited in the wild.") {
+		t.Errorf("description %q", ev.Description)
+	}
 }

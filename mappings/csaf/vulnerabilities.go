@@ -19,12 +19,11 @@ var scoreVersions = []string{"cvss_v2", "cvss_v3", "cvss_v4"}
 // highest base score and the names of the affected products. Entries
 // without a CVE (CSAF allows ids[] instead) cannot be represented and are
 // left out; a CVE listed twice is merged.
-func (m *mapper) vulnerabilities(root map[string]any) []gateway.Vulnerability {
+func (m *mapper) vulnerabilities(root map[string]any, names map[string]string) []gateway.Vulnerability {
 	list := arr(root, "vulnerabilities")
 	if len(list) == 0 {
 		return nil
 	}
-	names := m.products(obj(root, "product_tree"))
 	var out []gateway.Vulnerability
 	first := map[string]int{} // CVE → index in out
 	firstPtr := map[string]string{}
@@ -162,10 +161,13 @@ func (m *mapper) products(tree map[string]any) map[string]string {
 		}
 	}
 	walk(arr(tree, "branches"), "/product_tree/branches", 1)
-	for i, r := range arr(tree, "relationships") {
-		if o, ok := r.(map[string]any); ok {
-			if p, ok := o["full_product_name"].(map[string]any); ok {
-				define(p, "/product_tree/relationships/"+strconv.Itoa(i)+"/full_product_name")
+	// CSAF 2.0 relationships; CSAF 2.1 replaced them with product_paths.
+	for _, key := range []string{"relationships", "product_paths"} {
+		for i, r := range arr(tree, key) {
+			if o, ok := r.(map[string]any); ok {
+				if p, ok := o["full_product_name"].(map[string]any); ok {
+					define(p, "/product_tree/"+key+"/"+strconv.Itoa(i)+"/full_product_name")
+				}
 			}
 		}
 	}

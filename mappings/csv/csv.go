@@ -18,6 +18,12 @@
 // src_ip/src_port/src_asn/src_hostname are read as the indicator (the
 // Shadowserver profile lists them as alternatives of ip, port, asn and
 // hostname) and dst_* are kept as attributes.
+//
+// Every indicator carries gateway.AttrDirection = "source": the row's
+// address and port are the constituent's own host, the source side, as in
+// IntelMQ's harmonisation; encoders write it as MISP ip-src/src-port and
+// STIX network-traffic src_ref/src_port. ShadowserverReports lists, per
+// report type, the host's columns and the counterpart columns.
 package csv
 
 import (
@@ -75,6 +81,10 @@ type Profile struct {
 	ReportType string
 	// Kind of the events; empty means notification.
 	Kind gateway.Kind
+	// Layouts names, per report type, the columns of the host a row is
+	// about; a report of a listed type reads its host from those columns
+	// first (see Layout).
+	Layouts map[string]Layout
 }
 
 // Shadowserver is the profile of Shadowserver's report CSVs: single-host
@@ -92,7 +102,8 @@ var Shadowserver = Profile{
 		FieldSeverity:   "severity",
 		FieldReportType: "report_type|type",
 	},
-	Kind: gateway.KindNotification,
+	Kind:    gateway.KindNotification,
+	Layouts: ShadowserverReports,
 }
 
 // Report is one report file.
@@ -128,6 +139,9 @@ func DecodeReport(p Profile, r Report) (*gateway.Event, []gateway.FieldError, er
 	date, nameType := parseFileName(name)
 	if p.ReportType != "" {
 		nameType = p.ReportType
+	}
+	if l, ok := p.Layouts[nameType]; ok && l.Host != "" {
+		p.Columns = withHost(p.Columns, l.Host)
 	}
 	cols, err := resolve(p, header, nameType != "")
 	if err != nil {
@@ -207,6 +221,23 @@ func DecodeReport(p Profile, r Report) (*gateway.Event, []gateway.FieldError, er
 		d.errs = append(d.errs, gateway.FieldError{Message: fmt.Sprintf("%d more problems not listed", d.dropped)})
 	}
 	return ev, d.errs, nil
+}
+
+// withHost returns columns with the host columns named by prefix tried
+// first: prefix+"ip" for FieldIP, and so on.
+func withHost(columns map[string]string, prefix string) map[string]string {
+	out := make(map[string]string, len(columns))
+	for k, v := range columns {
+		out[k] = v
+	}
+	for _, f := range []string{FieldIP, FieldPort, FieldASN, FieldHostname} {
+		if out[f] != "" {
+			out[f] = prefix + f + "|" + out[f]
+		} else {
+			out[f] = prefix + f
+		}
+	}
+	return out
 }
 
 func baseName(name string) string {
@@ -332,7 +363,7 @@ func (d *decoder) row(rec []string, line int) {
 		ind.Type = gateway.TypeIPv6 // the normaliser turns ::ffff:a.b.c.d into ipv4
 	}
 
-	n := 1 // report_type
+	n := 2 // report_type, direction
 	for i, v := range rec {
 		if v != "" && (!c.used[i] || i == c.host || i == c.tag || i == c.sev) {
 			n++
@@ -349,6 +380,9 @@ func (d *decoder) row(rec []string, line int) {
 			attrs[key] = rec[idx]
 		}
 	}
+	// The row's address is the host the report is about: the source side
+	// (IntelMQ's source.*); counterparts stay under their column names.
+	attrs[gateway.AttrDirection] = gateway.DirectionSource
 	set(c.host, FieldHostname)
 	set(c.tag, FieldTag)
 	set(c.sev, FieldSeverity)

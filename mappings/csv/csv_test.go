@@ -157,7 +157,7 @@ func TestCustomProfile(t *testing.T) {
 		Observed: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC),
 		Attributes: map[string]string{
 			"hostname": "ssh.example.nl", "tag": "ssh-bruteforce", "severity": "High",
-			"report_type": "partner_abuse", "comment": "seen twice",
+			"report_type": "partner_abuse", "comment": "seen twice", "direction": "source",
 		},
 	}
 	if len(ev.Indicators) != 1 || fmt.Sprint(ev.Indicators[0]) != fmt.Sprint(want) {
@@ -305,5 +305,26 @@ func TestGoldenInputsNormalise(t *testing.T) {
 		if errs := normalize.Event(ev); errs != nil {
 			t.Errorf("%s: %v", in, errs)
 		}
+	}
+}
+
+// A report type whose host is not in ip/src_ip columns reads it from the
+// columns its Layout names; the sinkhole stays a counterpart attribute.
+func TestLayoutHostColumns(t *testing.T) {
+	data := "timestamp,http_referer_ip,http_referer_port,http_referer_asn,dst_ip,dst_port,http_host\n" +
+		"2026-11-20 08:00:00,192.0.2.7,51000,64500,198.51.100.1,80,sinkhole.example.net\n"
+	ev, errs, err := csv.DecodeReport(csv.Shadowserver, csv.Report{Name: "2026-11-20-event4_sinkhole_http_referer-nl.csv", Data: []byte(data)})
+	if err != nil || errs != nil {
+		t.Fatalf("DecodeReport: %v %v", errs, err)
+	}
+	if len(ev.Indicators) != 1 {
+		t.Fatalf("indicators %+v", ev.Indicators)
+	}
+	ind := ev.Indicators[0]
+	if ind.Value != "192.0.2.7" || ind.Port != 51000 || ind.ASN != 64500 || ind.Attributes[gateway.AttrDirection] != gateway.DirectionSource {
+		t.Errorf("host %+v, want 192.0.2.7 port 51000 AS64500 direction source", ind)
+	}
+	if ind.Attributes["dst_ip"] != "198.51.100.1" || ind.Attributes["dst_port"] != "80" || ind.Attributes["http_host"] != "sinkhole.example.net" {
+		t.Errorf("counterpart attributes %v", ind.Attributes)
 	}
 }

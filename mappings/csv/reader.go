@@ -164,3 +164,23 @@ func (r *reader) quoted(s string) string {
 		return string(r.buf)
 	}
 }
+
+// Records reads a report's header and rows the way DecodeReport does
+// (Python's csv rules, tolerant of Shadowserver's quoting), for tools and
+// tests that compare a mapping's output with its source. Rows keep their
+// own field count.
+func Records(data []byte) (header []string, rows [][]string) {
+	rd := newReader(data)
+	rec, _, _, ok := rd.next()
+	if !ok {
+		return nil, nil
+	}
+	header = append([]string(nil), rec...)
+	for {
+		rec, _, _, ok := rd.next()
+		if !ok {
+			return header, rows
+		}
+		rows = append(rows, append([]string(nil), rec...))
+	}
+}

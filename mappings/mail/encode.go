@@ -201,15 +201,19 @@ const (
 	bList
 	bRule
 	bFooter
+	bAdvice // a list of prose items, not code
+	bTable  // header and rows
 )
 
 type block struct {
-	kind  blockKind
-	tlp   gateway.TLP
-	level int
-	text  string
-	items []string
-	link  string
+	kind   blockKind
+	tlp    gateway.TLP
+	level  int
+	text   string
+	items  []string
+	link   string
+	header []string
+	rows   [][]string
 }
 
 func newDoc() *doc { return &doc{} }
@@ -256,8 +260,13 @@ func (d *doc) event(w warning, caveat string, level int, prefix string) {
 		}
 	}
 	d.para(strings.Join(meta, "\n"))
+	// What to do comes first: it is what a recipient acts on.
+	if adv := advice(ev.Remediations, w.tlp); len(adv) > 0 {
+		d.blocks = append(d.blocks, block{kind: bAdvice, text: "What to do", items: adv})
+	}
 	desc := sanitizeLabels(ev.Description, w.tlp)
 	d.para(desc)
+	defer d.references(ev.References, w.tlp)
 	if len(ev.Vulnerabilities) == 0 && len(ev.Indicators) == 0 {
 		return
 	}
@@ -296,6 +305,7 @@ func (d *doc) event(w warning, caveat string, level int, prefix string) {
 	if len(inds) > 0 {
 		d.list("Indicators (defanged)", inds)
 	}
+	d.columns(ev.Indicators, w.tlp)
 }
 
 // footer goes after the signature separator, where the decoder looks for
@@ -384,6 +394,25 @@ func (d *doc) text() string {
 			for _, it := range bl.items {
 				b.WriteString("- " + it + "\n")
 			}
+		case bAdvice:
+			b.WriteString(bl.text + ":\n")
+			for _, it := range bl.items {
+				b.WriteString("- " + strings.ReplaceAll(it, "\n", "\n  ") + "\n")
+			}
+		case bTable:
+			// Too wide for a text table: one group of "column: value"
+			// lines per row, empty cells left out.
+			b.WriteString(bl.text + ":\n")
+			for _, row := range bl.rows {
+				for i, c := range row {
+					switch {
+					case i == 0:
+						b.WriteString("- " + c + "\n")
+					case c != "":
+						b.WriteString("    " + bl.header[i] + ": " + c + "\n")
+					}
+				}
+			}
 		case bRule:
 			b.WriteString(strings.Repeat("-", 40) + "\n")
 		case bFooter:
@@ -424,6 +453,26 @@ func (d *doc) html(subject string) string {
 				b.WriteString("<li><code>" + esc(it) + "</code></li>\n")
 			}
 			b.WriteString("</ul>\n")
+		case bAdvice:
+			b.WriteString("<p><strong>" + esc(bl.text) + "</strong></p>\n<ul>\n")
+			for _, it := range bl.items {
+				b.WriteString("<li>" + strings.ReplaceAll(esc(it), "\n", "<br>\n") + "</li>\n")
+			}
+			b.WriteString("</ul>\n")
+		case bTable:
+			b.WriteString("<p><strong>" + esc(bl.text) + "</strong></p>\n<table border=\"1\" cellpadding=\"3\" style=\"border-collapse:collapse;font-size:12px\">\n<tr>")
+			for _, h := range bl.header {
+				b.WriteString("<th>" + esc(h) + "</th>")
+			}
+			b.WriteString("</tr>\n")
+			for _, row := range bl.rows {
+				b.WriteString("<tr>")
+				for _, c := range row {
+					b.WriteString("<td><code>" + esc(c) + "</code></td>")
+				}
+				b.WriteString("</tr>\n")
+			}
+			b.WriteString("</table>\n")
 		case bRule:
 			b.WriteString("<hr>\n")
 		case bFooter:

@@ -204,6 +204,7 @@ func EncodeEvent(ev *gateway.Event, o EncodeOptions) (*Event, error) {
 	// indicator for the same CVE does not.
 	b.vulnerabilities(ev.Vulnerabilities)
 	b.indicators(ev)
+	b.advice(ev)
 	// Empty lists go out as [], which PyMISP and MISP expect, not null.
 	out.Attribute, out.Object = b.attrs, b.objects
 	if out.Attribute == nil {
@@ -398,6 +399,8 @@ func (b *builder) indicators(ev *gateway.Event) {
 	for _, p := range parts {
 		g := p.group
 		switch {
+		case g == nil && sourceHost(p):
+			b.hostObject(p)
 		case g == nil:
 			b.plain(p)
 		case g.emitted:

@@ -114,9 +114,9 @@ func defaultType(ind *gateway.Indicator) string {
 	switch ind.Type {
 	case gateway.TypeIPv4, gateway.TypeIPv6:
 		if ind.Port != 0 {
-			return "ip-dst|port"
+			return defaultIPType(ind) + "|port"
 		}
-		return "ip-dst"
+		return defaultIPType(ind)
 	case gateway.TypeCIDR:
 		return "ip-dst" // MISP accepts CIDR notation in ip-dst
 	case gateway.TypeDomain, gateway.TypeHostname:

@@ -25,6 +25,23 @@ import (
 // SchemaURL is the $id of the CSAF 2.0 schema.
 const SchemaURL = "https://docs.oasis-open.org/csaf/csaf/v2.0/csaf_json_schema.json"
 
+// SchemaURL21 is the $id of the CSAF 2.1 schema. A document is checked
+// against the schema of its /document/csaf_version: "2.1" here, anything
+// else the 2.0 schema.
+const SchemaURL21 = "https://docs.oasis-open.org/csaf/csaf/v2.1/schema/csaf.json"
+
+// unvendored are schemas CSAF 2.1 refers to that are served as the empty
+// schema, so what they describe is accepted as it is; everything else in a
+// 2.1 document is checked. FIRST's CVSS v4.0 and CERT/CC's SSVC selection
+// list are not published in the CSAF repository; the extension-content
+// schema's metaschema uses look-ahead patterns, which Go's regexp (RE2)
+// cannot compile.
+var unvendored = map[string]bool{
+	"https://docs.oasis-open.org/csaf/csaf/v2.1/schema/extension-content.json":     true,
+	"https://www.first.org/cvss/cvss-v4.0.json":                                    true,
+	"https://certcc.github.io/SSVC/data/schema/v2/SelectionList_2_0_0.schema.json": true,
+}
+
 //go:embed *.json
 var files embed.FS
 
@@ -36,12 +53,16 @@ var resources = map[string]string{
 	"https://www.first.org/cvss/cvss-v2.0.json": "cvss-v2.0.json",
 	"https://www.first.org/cvss/cvss-v3.0.json": "cvss-v3.0.json",
 	"https://www.first.org/cvss/cvss-v3.1.json": "cvss-v3.1.json",
+	SchemaURL21: "csaf_2.1_csaf.json",
+	"https://docs.oasis-open.org/csaf/csaf/v2.1/schema/meta.json": "csaf_2.1_meta.json",
 }
 
 type compiled struct {
-	schema *jsonschema.Schema
-	raw    map[string]any // decoded schema documents by URL, to read keywords back
-	err    error
+	schema   *jsonschema.Schema // CSAF 2.0
+	schema21 *jsonschema.Schema // CSAF 2.1
+	err21    error              // the 2.1 schema failing leaves 2.0 working
+	raw      map[string]any     // decoded schema documents by URL, to read keywords back
+	err      error
 }
 
 var state = sync.OnceValue(compile)
@@ -84,6 +105,9 @@ func compile() *compiled {
 		return st
 	}
 	st.schema = s
+	if st.schema21, err = c.Compile(SchemaURL21); err != nil {
+		st.err21 = fmt.Errorf("compile CSAF 2.1 schema: %w", err)
+	}
 	return st
 }
 
@@ -91,6 +115,9 @@ func compile() *compiled {
 // every other URL.
 func loadEmbedded(s string) (io.ReadCloser, error) {
 	u, _, _ := strings.Cut(s, "#")
+	if unvendored[u] {
+		return io.NopCloser(strings.NewReader(`{"$schema": "https://json-schema.org/draft/2020-12/schema"}`)), nil
+	}
 	name, ok := resources[u]
 	if !ok {
 		return nil, fmt.Errorf("refusing to load %q: only embedded schemas are used", s)
@@ -135,7 +162,16 @@ func ValidateValue(v any) []gateway.FieldError {
 	if st.err != nil {
 		return []gateway.FieldError{{Message: "CSAF schema unavailable: " + st.err.Error()}}
 	}
-	err := st.schema.Validate(v)
+	schema := st.schema
+	if root, ok := v.(map[string]any); ok {
+		if doc, ok := root["document"].(map[string]any); ok && doc["csaf_version"] == "2.1" {
+			if st.err21 != nil {
+				return []gateway.FieldError{{Message: "CSAF 2.1 schema unavailable: " + st.err21.Error()}}
+			}
+			schema = st.schema21
+		}
+	}
+	err := schema.Validate(v)
 	if err == nil {
 		return nil
 	}

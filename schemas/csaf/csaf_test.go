@@ -255,3 +255,25 @@ func TestValidateEmptyCollections(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
+
+// A CSAF 2.1 document is checked against the 2.1 schema, chosen by
+// /document/csaf_version: the OASIS 2.1 example passes, and the same
+// document with a 2.0-only property fails there.
+func TestValidateCSAF21(t *testing.T) {
+	data, err := os.ReadFile("testdata/csaf21-bsi-2022-0001.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs := csaf.Validate(data); errs != nil {
+		t.Fatalf("OASIS 2.1 example: %v", errs)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	delete(doc, "$schema") // required in 2.1, unknown in 2.0
+	errs := csaf.ValidateValue(doc)
+	if len(errs) != 1 || errs[0].Field != "/$schema" {
+		t.Errorf("2.1 document without $schema: %v, want one error at /$schema", errs)
+	}
+}

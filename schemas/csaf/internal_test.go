@@ -25,6 +25,9 @@ func TestCompileUsesNoNetwork(t *testing.T) {
 	if st.schema == nil {
 		t.Fatal("no schema compiled")
 	}
+	if st.err21 != nil || st.schema21 == nil {
+		t.Fatalf("CSAF 2.1 schema: %v", st.err21)
+	}
 }
 
 func TestLoadEmbedded(t *testing.T) {
@@ -36,7 +39,7 @@ func TestLoadEmbedded(t *testing.T) {
 		}
 		rc.Close()
 	}
-	for _, u := range []string{"https://www.first.org/cvss/cvss-v4.0.json", "http://docs.oasis-open.org/csaf/csaf/v2.0/csaf_json_schema.json", "file:///etc/passwd"} {
+	for _, u := range []string{"https://www.first.org/cvss/cvss-v5.0.json", "http://docs.oasis-open.org/csaf/csaf/v2.0/csaf_json_schema.json", "file:///etc/passwd"} {
 		if _, err := loadEmbedded(u); err == nil || !strings.Contains(err.Error(), "only embedded schemas") {
 			t.Errorf("loadEmbedded(%s) = %v, want a refusal", u, err)
 		}

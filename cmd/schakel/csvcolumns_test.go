@@ -1,0 +1,200 @@
+package main
+
+import (
+	"encoding/json"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/schakel/schakel/connectors/webhook"
+	"github.com/schakel/schakel/gateway"
+	"github.com/schakel/schakel/mappings/csv"
+	"github.com/schakel/schakel/mappings/mail"
+	"github.com/schakel/schakel/mappings/misp"
+)
+
+// One case per Shadowserver report type in the fixtures (three shared
+// IntelMQ fixtures and the synthetic sinkhole event report): the row's
+// address is the source side, and every non-empty column of every mapped
+// row reaches the mail warning, the webhook JSON and the MISP event.
+func TestShadowserverColumnsReachEveryOutput(t *testing.T) {
+	files, _ := filepath.Glob("../../mappings/csv/testdata/golden/*.csv")
+	if len(files) < 4 {
+		t.Fatalf("found %d report fixtures, want at least 4", len(files))
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev, _, err := csv.DecodeReport(csv.Shadowserver, csv.Report{Name: filepath.Base(f), Data: data})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev.ID, ev.TLP = "report-"+filepath.Base(f), gateway.TLPAmber
+			if ev.Modified.IsZero() {
+				ev.Modified = time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+			}
+
+			msg, err := mail.Encode(ev, mail.Envelope{From: "s@schakel.example", To: []string{"soc@example.nl"}, Date: ev.Modified})
+			if err != nil {
+				t.Fatal(err)
+			}
+			plain := refang(mailPlain(t, msg))
+			hook, err := webhook.Payload("d-1", ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var body struct {
+				Event gateway.Event `json:"event"`
+			}
+			if err := json.Unmarshal(hook, &body); err != nil {
+				t.Fatal(err)
+			}
+			me, err := misp.EncodeEvent(ev, misp.EncodeOptions{OrgName: "Schakel"})
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			rows := validRows(data)
+			if len(rows) != len(ev.Indicators) || len(me.Object) != len(ev.Indicators) {
+				t.Fatalf("%d valid rows, %d indicators, %d MISP objects", len(rows), len(ev.Indicators), len(me.Object))
+			}
+			for i, row := range rows {
+				ind, hind, obj := ev.Indicators[i], body.Event.Indicators[i], me.Object[i]
+				if ind.Attributes[gateway.AttrDirection] != gateway.DirectionSource {
+					t.Errorf("row %d: direction %q, want source", i, ind.Attributes[gateway.AttrDirection])
+				}
+				misp := map[string]string{}
+				for _, a := range obj.Attribute {
+					misp[a.ObjectRelation] = a.Value
+				}
+				if obj.Name != "ip-port" || misp["ip-src"] != ind.Value || ind.Port != 0 && misp["src-port"] != strconv.Itoa(ind.Port) {
+					t.Errorf("row %d: MISP object %s %v, want ip-src %s src-port %d", i, obj.Name, misp, ind.Value, ind.Port)
+				}
+				for col, v := range row {
+					v = strings.TrimSpace(v)
+					if v == "" {
+						continue
+					}
+					inMail, inHook, inMISP := columnShown(col, v, ind, hind, plain, obj, misp)
+					if !inMail || !inHook || !inMISP {
+						t.Errorf("row %d column %s=%q: mail %v, webhook %v, MISP %v", i, col, v, inMail, inHook, inMISP)
+					}
+				}
+			}
+		})
+	}
+}
+
+// columnShown says whether a CSV column's value is in each output.
+func columnShown(col, v string, ind, hind gateway.Indicator, plain string, obj misp.Object, mispRel map[string]string) (inMail, inHook, inMISP bool) {
+	lower := strings.ToLower(col)
+	if raw, ok := ind.Attributes[col]; ok && raw == v {
+		lower = "" // an unreadable port, asn or time is kept as it was
+	}
+	switch lower {
+	case "ip", "src_ip":
+		return strings.Contains(plain, string(ind.Type)+": "+ind.Value), hind.Value == ind.Value, mispRel["ip-src"] == ind.Value
+	case "port", "src_port":
+		p := strconv.Itoa(ind.Port)
+		return strings.Contains(plain, "port: "+p), hind.Port == ind.Port, mispRel["src-port"] == p
+	case "asn", "src_asn":
+		a := strconv.FormatInt(ind.ASN, 10)
+		return strings.Contains(plain, "asn: AS"+a), hind.ASN == ind.ASN, strings.Contains(obj.Comment, "asn: "+a)
+	case "timestamp":
+		ts := ind.Observed.Format(time.DateTime)
+		return strings.Contains(plain, "observed: "+ts+" UTC"), hind.Observed.Equal(ind.Observed), obj.Attribute[0].FirstSeen != "" && strings.HasPrefix(obj.Attribute[0].FirstSeen, ind.Observed.Format("2006-01-02T15:04:05"))
+	}
+	key := strings.ToLower(col)
+	switch key {
+	case "src_hostname":
+		key = csv.FieldHostname
+	case "type":
+		key = csv.FieldReportType
+	}
+	got, ok := ind.Attributes[key]
+	if !ok {
+		got, ok = ind.Attributes[col]
+		key = col
+	}
+	if !ok {
+		return false, false, false
+	}
+	inMail = strings.Contains(plain, key+": "+got)
+	inHook = hind.Attributes[key] == got
+	switch key {
+	case "dst_ip":
+		inMISP = mispRel["ip-dst"] == got || strings.Contains(obj.Comment, key+": "+got)
+	case "dst_port":
+		inMISP = mispRel["dst-port"] == got || strings.Contains(obj.Comment, key+": "+got)
+	default:
+		inMISP = strings.Contains(obj.Comment, key+": "+got)
+	}
+	return inMail, inHook, inMISP
+}
+
+// validRows reads the report as column→value maps, keeping the rows
+// DecodeReport maps (a parsable address in ip or src_ip, all fields).
+func validRows(data []byte) []map[string]string {
+	header, recs := csv.Records(data)
+	var out []map[string]string
+	for _, rec := range recs {
+		if len(rec) != len(header) {
+			continue
+		}
+		row := map[string]string{}
+		for i, h := range header {
+			row[h] = rec[i]
+		}
+		ip := row["ip"]
+		if ip == "" {
+			ip = row["src_ip"]
+		}
+		if a, err := netip.ParseAddr(strings.TrimSpace(ip)); err != nil || a.Zone() != "" {
+			continue
+		}
+		out = append(out, row)
+	}
+	return out
+}
+
+// mailPlain returns the text/plain part of an encoded warning.
+func mailPlain(t *testing.T, msg []byte) string {
+	t.Helper()
+	s := strings.ReplaceAll(string(msg), "=\r\n", "")
+	s = strings.ReplaceAll(s, "\r\n", "\n")
+	i := strings.Index(s, "Content-Type: text/plain")
+	j := strings.Index(s, "Content-Type: text/html")
+	if i < 0 || j < i {
+		t.Fatalf("no text/plain part before the HTML part:\n%s", s)
+	}
+	return qpDecode(s[i:j])
+}
+
+// qpDecode undoes quoted-printable =XX escapes (soft breaks are gone).
+func qpDecode(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '=' && i+2 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+3], 16, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 2
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// refang undoes the mail's defanging, so values compare as the source
+// wrote them.
+func refang(s string) string {
+	return strings.NewReplacer("[.]", ".", "[@]", "@", "hxxps://", "https://", "hxxp://", "http://").Replace(s)
+}
