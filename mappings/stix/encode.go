@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -174,6 +175,8 @@ type (
 var reservedAttrs = map[string]bool{
 	AttrID: true, AttrPattern: true, AttrPatternType: true, AttrObservedDataID: true, AttrFileID: true,
 	AttrDirection: true, AttrName: true, AttrIndicatorTypes: true, AttrLabels: true, AttrValidUntil: true,
+	AttrSourcePattern: true, AttrCreated: true, AttrModified: true, AttrCreatedByRef: true, AttrSourceTLP: true,
+	AttrContentDigest: true, AttrMarkingRefs: true,
 }
 
 // Encode maps a canonical event to a STIX 2.1 bundle: the producer's
@@ -214,7 +217,13 @@ func EncodeObjects(ev *gateway.Event, o EncodeOptions) ([]Object, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := e.readExtensions(); err != nil {
+		return nil, err
+	}
 	if err := e.content(); err != nil {
+		return nil, err
+	}
+	if err := e.passThrough(); err != nil {
 		return nil, err
 	}
 	return e.finish()
@@ -234,6 +243,7 @@ type encoder struct {
 	emitted   map[string]bool
 	cves      map[string]bool
 	observedT string
+	pass      []*passObject // the event's pass-through objects
 }
 
 func newEncoder(ev *gateway.Event, o EncodeOptions) (*encoder, error) {
@@ -266,7 +276,7 @@ func newEncoder(ev *gateway.Event, o EncodeOptions) (*encoder, error) {
 		ev:       ev,
 		tlp:      t,
 		marking:  []string{tlp20IDs[t]},
-		identity: "identity--" + uuidV5(schakelNamespace, "identity\x00"+name),
+		identity: schakelIdentity(name),
 		created:  stixTime(created),
 		modified: stixTime(modified),
 		emitted:  map[string]bool{},
@@ -288,6 +298,11 @@ func newEncoder(ev *gateway.Event, o EncodeOptions) (*encoder, error) {
 	return e, nil
 }
 
+// schakelIdentity is the id of the producer identity Encode writes.
+func schakelIdentity(name string) string {
+	return "identity--" + uuidV5(schakelNamespace, "identity\x00"+name)
+}
+
 func (e *encoder) common(typ, id string) common {
 	return common{Type: typ, SpecVersion: "2.1", ID: id, CreatedByRef: e.identity, Created: e.created, Modified: e.modified}
 }
@@ -298,9 +313,12 @@ func (e *encoder) derived(typ string, parts ...string) string {
 }
 
 func (e *encoder) put(list *[]Object, id, typ, version string, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", id, err)
+	data, ok := v.(json.RawMessage)
+	if !ok {
+		var err error
+		if data, err = json.Marshal(v); err != nil {
+			return fmt.Errorf("encode %s: %w", id, err)
+		}
 	}
 	*list = append(*list, Object{ID: id, Type: typ, Version: version, JSON: data})
 	e.emitted[id] = true
@@ -527,7 +545,52 @@ func (e *encoder) indicator(g *indicatorGroup) error {
 		}
 	}
 	o.XSchakelAttributes = attrs
+	if m := first.Attributes[AttrMarkingRefs]; m != "" {
+		o.ObjectMarkingRefs = append(slices.Clip(o.ObjectMarkingRefs), strings.Split(m, ",")...)
+	}
+	e.version(&o, g)
 	return e.add(o.ID, o.Type, o.Modified, o)
+}
+
+// version gives an indicator read from STIX its source's id, created,
+// created_by_ref, modified and pattern text while what it says is what
+// the source said (same content digest, same TLP). Content Schakel changed
+// (normalisation, a projection, a stricter TLP) is a new version: the same
+// id with the event's newer modified, or, when that would not be newer
+// than the source's or the event is projected per recipient (a
+// notification), an id derived from the source id and the new content —
+// so one id and modified never name two contents.
+func (e *encoder) version(o *indicatorObject, g *indicatorGroup) {
+	first := g.members[0].Attributes
+	created := first[AttrCreated]
+	if created == "" || first[AttrID] != g.id {
+		return // Schakel's own indicator: the event's times
+	}
+	o.Created, o.CreatedByRef = created, first[AttrCreatedByRef]
+	srcMod := firstNonEmpty(first[AttrModified], created)
+	sameTLP := first[AttrSourceTLP] == "" || first[AttrSourceTLP] == string(e.tlp)
+	if sameTLP && first[AttrContentDigest] == contentDigest(g.members, g.parts) {
+		o.Modified = srcMod
+		if p := first[AttrSourcePattern]; p != "" {
+			o.Pattern = p
+		}
+		return
+	}
+	sm, _ := parseTime(srcMod)
+	em, _ := parseTime(e.modified)
+	if em.After(sm) && e.ev.Kind != gateway.KindNotification {
+		o.Modified = e.modified
+		return
+	}
+	o.Modified = stixTime(maxTime(em, sm.Add(time.Millisecond)))
+	o.ID = "indicator--" + uuidV5(schakelNamespace, "indicator-version\x00"+g.id+"\x00"+o.Modified+"\x00"+string(e.tlp)+"\x00"+contentDigest(g.members, g.parts))
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // extraAttrs are the attributes STIX has no property for.
