@@ -128,7 +128,8 @@ type object struct {
 	ptr     string          // JSON pointer of the object in the input
 	raw     json.RawMessage // the object as the input wrote it, compacted
 	used    bool            // part of some event: mapped, or kept as pass-through
-	checked int8            // schema check for pass-through: 0 not yet, 1 valid, 2 invalid
+	checked int8            // pass-through: 0 not yet read, 1 kept, 2 not relayable
+	kept    json.RawMessage // pass-through: what is relayed
 	yielded bool            // an observed-data that gave indicators
 }
 
@@ -162,6 +163,9 @@ func (d *decoder) unused(ptr, why string) {
 	}
 	d.skipped[ptr] = why
 }
+
+// inheritedTLP marks an indicator whose TLP came from its container.
+const inheritedTLP = "inherited"
 
 // Decoded is what DecodeAll learnt from one input.
 type Decoded struct {
@@ -666,17 +670,30 @@ func (d *decoder) passThrough(in map[string]bool) []*object {
 	return out
 }
 
-// valid checks a pass-through object against the STIX 2.1 schemas once:
-// what Schakel relays verbatim must be valid STIX, whoever wrote it.
-func (d *decoder) valid(o *object) bool {
-	if o.checked == 0 {
-		o.checked = 1
-		if errs := stixschema.ValidateObject(o.raw); len(errs) > 0 {
-			o.checked = 2
-			d.fail(o.ptr+errs[0].Pointer, "not relayed: does not validate against the STIX 2.1 schemas: %s", errs[0].Message)
-		}
+// relayed is the object as pass-through keeps it, or nil when it cannot be
+// kept: compacted, spec_version added where STIX 2.0 left it out (2.1
+// requires it, and peers pick their parser by it), and checked against
+// the STIX 2.1 schemas once — what Schakel relays verbatim must be valid
+// STIX, whoever wrote it.
+func (d *decoder) relayed(o *object) json.RawMessage {
+	if o.checked != 0 {
+		return o.kept
 	}
-	return o.checked == 1
+	o.checked = 2
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, o.raw); err != nil {
+		return nil // read once already
+	}
+	out := buf.Bytes()
+	if o.SpecVersion == "" && len(out) > 2 { // "{}" has no type: never here
+		out = append([]byte(`{"spec_version":"2.1",`), out[1:]...)
+	}
+	if errs := stixschema.ValidateObject(out); len(errs) > 0 {
+		d.fail(o.ptr+errs[0].Pointer, "not relayed: does not validate against the STIX 2.1 schemas: %s", errs[0].Message)
+		return nil
+	}
+	o.checked, o.kept = 1, out
+	return o.kept
 }
 
 // keepPassThrough puts the objects in the event, verbatim.
@@ -686,23 +703,13 @@ func (d *decoder) keepPassThrough(b *builder, objs []*object) {
 	}
 	raws := make([]json.RawMessage, 0, len(objs))
 	for _, o := range objs {
-		if !d.valid(o) {
+		raw := d.relayed(o)
+		if raw == nil {
 			continue
 		}
 		o.used = true
 		d.addObject(&b.tlp, o)
-		var buf bytes.Buffer
-		if o.SpecVersion == "" {
-			// STIX 2.0 left it out; 2.1 requires it, and peers pick
-			// their parser by it.
-			buf.WriteString(`{"spec_version":"2.1",`)
-			if err := json.Compact(&buf, bytes.TrimPrefix(bytes.TrimSpace(o.raw), []byte("{"))); err != nil || bytes.HasSuffix(buf.Bytes(), []byte(",}")) {
-				continue // read once already; cannot fail (an empty object has no type)
-			}
-		} else if err := json.Compact(&buf, o.raw); err != nil {
-			continue
-		}
-		raws = append(raws, buf.Bytes())
+		raws = append(raws, raw)
 	}
 	b.ev.Extensions = &gateway.Extensions{STIX: raws}
 }
@@ -857,12 +864,14 @@ func (d *decoder) fill(b *builder, members []*object) {
 }
 
 func (b *builder) finish() {
-	// An indicator without a marking of its own had its container's.
+	// An indicator without a marking of its own had its container's: a
+	// TLP marking on it is Schakel's change (the container's marking may
+	// differ from one report version to the next).
 	if b.tlp.marked {
 		for i := range b.ev.Indicators {
 			a := b.ev.Indicators[i].Attributes
 			if a[AttrCreated] != "" && a[AttrSourceTLP] == "" {
-				a[AttrSourceTLP] = string(b.tlp.tlp)
+				a[AttrSourceTLP] = inheritedTLP
 			}
 		}
 	}

@@ -1,6 +1,8 @@
 package stix
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -554,12 +556,15 @@ func (e *encoder) indicator(g *indicatorGroup) error {
 
 // version gives an indicator read from STIX its source's id, created,
 // created_by_ref, modified and pattern text while what it says is what
-// the source said (same content digest, same TLP). Content Schakel changed
-// (normalisation, a projection, a stricter TLP) is a new version: the same
-// id with the event's newer modified, or, when that would not be newer
-// than the source's or the event is projected per recipient (a
-// notification), an id derived from the source id and the new content —
-// so one id and modified never name two contents.
+// the source said: same content digest and the same TLP marking (or no
+// marking anywhere in the source). Content Schakel changed (normalisation,
+// a projection that left part of the pattern out, a TLP other than the
+// indicator's own) is a new version under the same id, so relationships
+// to it still resolve. Its modified is later than the source's and the
+// event's, with a sub-millisecond part taken from a hash of the content:
+// two different contents never share an id and modified (short of a hash
+// collision), and no source writing millisecond timestamps can take that
+// modified for a version of its own later.
 func (e *encoder) version(o *indicatorObject, g *indicatorGroup) {
 	first := g.members[0].Attributes
 	created := first[AttrCreated]
@@ -568,8 +573,8 @@ func (e *encoder) version(o *indicatorObject, g *indicatorGroup) {
 	}
 	o.Created, o.CreatedByRef = created, first[AttrCreatedByRef]
 	srcMod := firstNonEmpty(first[AttrModified], created)
-	sameTLP := first[AttrSourceTLP] == "" || first[AttrSourceTLP] == string(e.tlp)
-	if sameTLP && first[AttrContentDigest] == contentDigest(g.members, g.parts) {
+	srcTLP := first[AttrSourceTLP]
+	if (srcTLP == "" || srcTLP == string(e.tlp)) && first[AttrContentDigest] == contentDigest(g.members, g.parts) {
 		o.Modified = srcMod
 		if p := first[AttrSourcePattern]; p != "" {
 			o.Pattern = p
@@ -578,12 +583,12 @@ func (e *encoder) version(o *indicatorObject, g *indicatorGroup) {
 	}
 	sm, _ := parseTime(srcMod)
 	em, _ := parseTime(e.modified)
-	if em.After(sm) && e.ev.Kind != gateway.KindNotification {
-		o.Modified = e.modified
-		return
-	}
-	o.Modified = stixTime(maxTime(em, sm.Add(time.Millisecond)))
-	o.ID = "indicator--" + uuidV5(schakelNamespace, "indicator-version\x00"+g.id+"\x00"+o.Modified+"\x00"+string(e.tlp)+"\x00"+contentDigest(g.members, g.parts))
+	o.Modified = ""
+	content, _ := json.Marshal(o)
+	h := sha256.Sum256(content)
+	ns := 1 + binary.BigEndian.Uint64(h[:8])%999_999
+	base := maxTime(em, sm.Add(time.Millisecond)).Truncate(time.Millisecond)
+	o.Modified = stixTime(base.Add(time.Duration(ns)))
 }
 
 func maxTime(a, b time.Time) time.Time {
