@@ -388,8 +388,10 @@ func (d *decoder) keep(o *object, ptr string) {
 	}
 	if prev, ok := d.byID[o.ID]; ok {
 		if !newer(o, prev) {
-			d.unused(ptr, "a newer or equal version of "+o.ID+" in the same input is used")
-			return
+			if newer(prev, o) {
+				d.unused(ptr, "a newer version of "+o.ID+" in the same input is used")
+			}
+			return // an exact repeat is no failure
 		}
 		d.unused(prev.ptr, "a newer version of "+o.ID+" in the same input is used")
 		*prev = *o // keep the first position, take the newer content

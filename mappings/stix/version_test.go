@@ -133,7 +133,7 @@ func TestIndicatorVersionRules(t *testing.T) {
 	mk := func(pattern, indTLP, repTLP string) *gateway.Event {
 		ind := map[string]any{"type": "indicator", "spec_version": "2.1", "id": "indicator--0a0b0c0d-0e0f-4a1b-8c2d-3e4f5a6b7c8d",
 			"created": "2026-01-01T00:00:00.000Z", "modified": "2026-01-02T00:00:00.000Z", "created_by_ref": "identity--0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0",
-			"pattern": pattern, "pattern_type": "stix", "valid_from": "2026-01-01T00:00:00Z", }
+			"pattern": pattern, "pattern_type": "stix", "valid_from": "2026-01-01T00:00:00Z"}
 		if indTLP != "" {
 			ind["object_marking_refs"] = []string{tlp20IDs[gateway.TLP(indTLP)]}
 		}
