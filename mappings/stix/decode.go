@@ -236,8 +236,10 @@ func DecodeAll(data []byte) (*Decoded, error) {
 	for _, o := range d.objects {
 		switch {
 		case o.used:
+			delete(d.skipped, o.ptr)
+		case d.skipped[o.ptr] != "":
 		case o.Revoked:
-			d.unused(o.ptr, "revoked: not relayed")
+			d.unused(o.ptr, "revoked")
 		default:
 			d.unused(o.ptr, "no event holds it")
 		}
@@ -521,7 +523,10 @@ func (d *decoder) events(title, ref string) []*gateway.Event {
 		content = content || !sharedType(o.Type)
 	}
 	if content {
-		out = append(out, d.looseEvent(loose, title, ref))
+		// Not when nothing in it could be kept (all invalid).
+		if ev := d.looseEvent(loose, title, ref); len(ev.Indicators) > 0 || len(ev.Vulnerabilities) > 0 || ev.Extensions != nil {
+			out = append(out, ev)
+		}
 	}
 	return out
 }
@@ -692,6 +697,7 @@ func (d *decoder) relayed(o *object) json.RawMessage {
 	}
 	if errs := stixschema.ValidateObject(out); len(errs) > 0 {
 		d.fail(o.ptr+errs[0].Pointer, "not relayed: does not validate against the STIX 2.1 schemas: %s", errs[0].Message)
+		d.unused(o.ptr, "does not validate against the STIX 2.1 schemas: "+errs[0].Error())
 		return nil
 	}
 	o.checked, o.kept = 1, out
