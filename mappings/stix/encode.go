@@ -574,11 +574,15 @@ func (e *encoder) version(o *indicatorObject, g *indicatorGroup) {
 	o.Created, o.CreatedByRef = created, first[AttrCreatedByRef]
 	srcMod := firstNonEmpty(first[AttrModified], created)
 	srcTLP := first[AttrSourceTLP]
-	if (srcTLP == "" || srcTLP == string(e.tlp)) && first[AttrContentDigest] == contentDigest(g.members, g.parts) {
-		o.Modified = srcMod
-		if p := first[AttrSourcePattern]; p != "" {
-			o.Pattern = p
+	var srcPattern string
+	for _, m := range g.members {
+		if p := m.Attributes[AttrSourcePattern]; p != "" {
+			srcPattern = p
+			break
 		}
+	}
+	if srcPattern != "" && (srcTLP == "" || srcTLP == string(e.tlp)) && first[AttrContentDigest] == contentDigest(g.members, g.parts) {
+		o.Modified, o.Pattern = srcMod, srcPattern
 		return
 	}
 	sm, _ := parseTime(srcMod)

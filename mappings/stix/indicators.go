@@ -53,7 +53,8 @@ func (d *decoder) indicator(b *builder, o *object) {
 		attrs[AttrValidUntil] = o.ValidUntil
 	}
 	// The source's version, given back while the content is unchanged.
-	attrs[AttrSourcePattern] = o.Pattern
+	// The pattern text goes on the first indicator only: a long OR of
+	// many branches would otherwise repeat it for every branch.
 	if c, ok := sourceTime(o.Created); ok {
 		attrs[AttrCreated] = c
 		attrs[AttrModified] = c
@@ -102,6 +103,7 @@ func (d *decoder) indicator(b *builder, o *object) {
 		parts = append(parts, patternPart(*ind))
 	}
 	digest := contentDigest(inds, parts)
+	inds[0].Attributes[AttrSourcePattern] = o.Pattern
 	for _, ind := range inds {
 		ind.Attributes[AttrContentDigest] = digest
 		if d.add(b, ind) {
