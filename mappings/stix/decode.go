@@ -51,8 +51,8 @@ const (
 	AttrCreated       = "stix_created"        // the indicator's created
 	AttrModified      = "stix_modified"       // the indicator's modified (else created)
 	AttrCreatedByRef  = "stix_created_by_ref" // the indicator's created_by_ref
-	AttrSourceTLP     = "stix_tlp"            // the TLP the source gave it: its own marking, else its container's
-	AttrContentDigest = "stix_content"        // digest of what Schakel read from the pattern
+	AttrSourceTLP     = "stix_tlp"            // its own TLP marking; "inherited" when only its container was marked
+	AttrContentDigest = "stix_content"        // digest of what the indicator object says (contentDigest)
 	AttrMarkingRefs   = "stix_marking_refs"   // its markings other than TLP (statements), comma-separated
 )
 
@@ -126,7 +126,7 @@ type object struct {
 	WhereSightedRefs []string `json:"where_sighted_refs"`
 
 	ptr     string          // JSON pointer of the object in the input
-	raw     json.RawMessage // the object as the input wrote it, compacted
+	raw     json.RawMessage // the object's bytes in the input
 	used    bool            // part of some event: mapped, or kept as pass-through
 	checked int8            // pass-through: 0 not yet read, 1 kept, 2 not relayable
 	kept    json.RawMessage // pass-through: what is relayed
@@ -190,7 +190,10 @@ func (d *decoder) fail(ptr, format string, args ...any) {
 // Each report and grouping becomes one event (its object_refs decide
 // membership); mappable objects that no report or grouping refers to
 // become one more event titled after the bundle. Revoked objects are
-// skipped; of several versions of one object the newest is used.
+// skipped; of several versions of one object the newest is used. Objects
+// Schakel does not map (threat actors, relationships, sightings, notes, …)
+// and vulnerabilities travel verbatim in the event's extensions.stix, with
+// what they refer to, so Encode serves them back unchanged.
 func Decode(data []byte) ([]*gateway.Event, []gateway.FieldError, error) {
 	r, err := DecodeAll(data)
 	if err != nil {
