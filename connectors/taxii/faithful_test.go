@@ -282,3 +282,14 @@ func TestInboxCountsOnlyRelayedObjects(t *testing.T) {
 		}
 	}
 }
+
+// TestPendingStatus: while an envelope is ingested its status says
+// pending, every object pending, counts consistent (taxii2-client checks).
+func TestPendingStatus(t *testing.T) {
+	b := newBook([]posted{{ID: "malware--1", Modified: "2026-11-20T08:00:00.000Z"}, {}}, "2026-11-20T09:00:00.000000Z")
+	st := b.pending("s1", "2026-11-20T09:00:00.000000Z")
+	if st.Status != "pending" || st.TotalCount != 2 || st.PendingCount != 2 || len(st.Pendings) != 2 ||
+		st.SuccessCount+st.FailureCount != 0 || st.Pendings[1].ID != "/objects/1" || st.Pendings[1].Version == "" {
+		t.Errorf("pending status %+v", st)
+	}
+}
