@@ -1,6 +1,7 @@
 package taxii
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -91,14 +92,22 @@ func (s *Server) addObjects(c *fiber.Ctx) error {
 	if err != nil {
 		return fail(fiber.StatusUnprocessableEntity, httpapi.PlainError(err))
 	}
-	events, ferrs, err := stix.Decode(body)
+	dec, err := stix.DecodeAll(body)
 	if err != nil {
 		return &httpError{status: fiber.StatusUnprocessableEntity, desc: "the body cannot be mapped: " + httpapi.PlainError(err)}
 	}
+	events := dec.Events
 	now := s.now().UTC()
 	b := newBook(objs, Timestamp(now))
-	b.fieldErrors(ferrs)
+	b.fieldErrors(dec.Errors)
+	b.unused(dec.Unused)
 	ctx := c.UserContext()
+	// Until the events are in, the status says pending: a client that
+	// learns the id (a retry, a log) sees the envelope is being worked on.
+	id := uuid.NewString()
+	if err := s.keepStatus(ctx, sc.Name, b.pending(id, Timestamp(now))); err != nil {
+		return err
+	}
 	for _, ev := range events {
 		orig := ev.Clone()
 		res, err := s.ingest.Ingest(ctx, src, ev)
@@ -112,17 +121,24 @@ func (s *Server) addObjects(c *fiber.Ctx) error {
 		}
 		b.eventDone(orig, res)
 	}
-	st := b.status(uuid.NewString(), Timestamp(now))
-	rec, err := json.Marshal(statusRecord{Owner: sc.Name, Status: st})
+	st := b.status(id, Timestamp(now))
+	if err := s.keepStatus(ctx, sc.Name, st); err != nil {
+		return err
+	}
+	s.log.InfoContext(ctx, "taxii objects added", "source", sc.Name, "status", st.ID, "objects", st.TotalCount,
+		"failed", st.FailureCount, "events", len(events))
+	return writeJSON(c, fiber.StatusAccepted, st)
+}
+
+func (s *Server) keepStatus(ctx context.Context, owner string, st statusResource) error {
+	rec, err := json.Marshal(statusRecord{Owner: owner, Status: st})
 	if err != nil {
 		return err
 	}
 	if err := s.rdb.Set(ctx, s.statusKey(st.ID), rec, s.o.StatusTTL).Err(); err != nil {
 		return fmt.Errorf("keep status %s: %w", st.ID, err)
 	}
-	s.log.InfoContext(ctx, "taxii objects added", "source", sc.Name, "status", st.ID, "objects", st.TotalCount,
-		"failed", st.FailureCount, "events", len(events))
-	return writeJSON(c, fiber.StatusAccepted, st)
+	return nil
 }
 
 // status answers a status resource to the source that created it (and to
@@ -223,6 +239,24 @@ func (b *book) fieldErrors(ferrs []gateway.FieldError) {
 	}
 }
 
+// unused fails the objects that became part of no event (neither mapped
+// nor kept as pass-through), with the mapper's reason.
+func (b *book) unused(why map[string]string) {
+	for ptr, msg := range why {
+		i := 0
+		if ptr != "" {
+			m := objectPointer.FindStringSubmatch(ptr)
+			if m == nil || m[2] != "" {
+				continue
+			}
+			i, _ = strconv.Atoi(m[1])
+		}
+		if i < len(b.objs) && b.failed[i] == "" {
+			b.failed[i] = "not relayed: " + msg
+		}
+	}
+}
+
 func joinMsg(a, b string) string {
 	if a == "" {
 		return b
@@ -275,19 +309,37 @@ func (b *book) eventDone(ev *gateway.Event, res gateway.Result) {
 	}
 }
 
+// pending is the status while the envelope is processed: every object
+// pending.
+func (b *book) pending(id, now string) statusResource {
+	st := statusResource{ID: id, Status: "pending", RequestTimestamp: now, TotalCount: len(b.objs), PendingCount: len(b.objs)}
+	if len(b.objs) <= maxStatusDetails {
+		for i := range b.objs {
+			st.Pendings = append(st.Pendings, b.detail(i))
+		}
+	}
+	return st
+}
+
+func (b *book) detail(i int) statusDetail {
+	o := b.objs[i]
+	d := statusDetail{ID: o.ID, Version: o.Modified}
+	if d.ID == "" {
+		d.ID = "/objects/" + strconv.Itoa(i)
+	}
+	if d.Version == "" {
+		d.Version = o.Created
+	}
+	if d.Version == "" {
+		d.Version = b.fallback
+	}
+	return d
+}
+
 func (b *book) status(id, now string) statusResource {
 	st := statusResource{ID: id, Status: "complete", RequestTimestamp: now, TotalCount: len(b.objs)}
-	for i, o := range b.objs {
-		d := statusDetail{ID: o.ID, Version: o.Modified}
-		if d.ID == "" {
-			d.ID = "/objects/" + strconv.Itoa(i)
-		}
-		if d.Version == "" {
-			d.Version = o.Created
-		}
-		if d.Version == "" {
-			d.Version = b.fallback
-		}
+	for i := range b.objs {
+		d := b.detail(i)
 		if b.failed[i] != "" {
 			d.Message = b.failed[i]
 			st.Failures = append(st.Failures, d)

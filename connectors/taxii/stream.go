@@ -288,6 +288,10 @@ func (s *Server) page(ctx context.Context, who views.Viewer, q pageQuery) (page,
 	defer func() { s.index.record(context.WithoutCancel(ctx), w.used) }()
 	examined := 0
 	perEntry := 8.0 // objects per entry so far, to size load batches
+	// Every event carries the definitions and identities it uses, and
+	// pass-through objects may recur: a page holds each object version
+	// once, where it first occurs.
+	onPage := map[string]struct{}{}
 	for {
 		e, nextE, ok, hasNext, err := w.next(ctx)
 		if err != nil {
@@ -334,6 +338,11 @@ func (s *Server) page(ctx context.Context, who views.Viewer, q pageQuery) (page,
 			if !q.match.ok(o, v) {
 				continue
 			}
+			key := o.ID + "|" + v
+			if _, dup := onPage[key]; dup {
+				continue
+			}
+			onPage[key] = struct{}{}
 			out.items = append(out.items, item{obj: o, version: v, dateAdded: da, pos: entryPosition(e, k)})
 		}
 		if len(out.items) == q.limit && hasNext {

@@ -124,3 +124,66 @@ func BenchmarkEncode(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(ind))*float64(b.N)/b.Elapsed().Seconds(), "indicators/s")
 }
+
+// roundTripBundle is benchBundle(3000) (6,002 objects) with 4,000
+// pass-through objects: 500 malware, 500 attack patterns and a
+// relationship from each indicator to a malware — 10,002 objects.
+func roundTripBundle(b *testing.B) ([]byte, int) {
+	var doc map[string]any
+	if err := json.Unmarshal(benchBundle(3000), &doc); err != nil {
+		b.Fatal(err)
+	}
+	objs := doc["objects"].([]any)
+	id := func(typ string, i int) string { return fmt.Sprintf("%s--%08x-0000-4000-8000-%012x", typ, i, i) }
+	ts := "2026-01-01T00:00:00.000Z"
+	var refs []any
+	for i := range 500 {
+		objs = append(objs,
+			map[string]any{"type": "malware", "spec_version": "2.1", "id": id("malware", i), "created": ts, "modified": ts, "name": fmt.Sprintf("family %d", i), "is_family": true},
+			map[string]any{"type": "attack-pattern", "spec_version": "2.1", "id": id("attack-pattern", i), "created": ts, "modified": ts, "name": fmt.Sprintf("technique %d", i),
+				"external_references": []any{map[string]any{"source_name": "mitre-attack", "external_id": fmt.Sprintf("T%04d", i)}}})
+		refs = append(refs, id("malware", i), id("attack-pattern", i))
+	}
+	for i := range 3000 {
+		objs = append(objs, map[string]any{"type": "relationship", "spec_version": "2.1", "id": id("relationship", i), "created": ts, "modified": ts,
+			"relationship_type": "indicates", "source_ref": id("indicator", i), "target_ref": id("malware", i%500)})
+	}
+	for _, o := range objs {
+		if m := o.(map[string]any); m["type"] == "report" {
+			m["object_refs"] = append(m["object_refs"].([]any), refs...)
+		}
+	}
+	data, err := json.Marshal(doc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return data, len(objs)
+}
+
+// BenchmarkRoundTrip measures STIX → canonical → STIX (Decode, normalise,
+// EncodeObjects) over a 10k-object bundle with pass-through present;
+// stix_roundtrip_objects_per_s counts input objects per CPU second (a
+// per-core figure). The target is ≥ 50,000.
+func BenchmarkRoundTrip(b *testing.B) {
+	data, n := roundTripBundle(b)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	cpu0 := cpuTime()
+	for b.Loop() {
+		evs, errs, err := Decode(data)
+		if err != nil || len(errs) > 0 || len(evs) != 1 {
+			b.Fatalf("Decode: %v %v (%d events)", err, errs, len(evs))
+		}
+		normalize.Event(evs[0])
+		evs[0].Source.Name = "bench"
+		if _, err := EncodeObjects(evs[0], EncodeOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	total := float64(n) * float64(b.N)
+	perCore := total / b.Elapsed().Seconds()
+	if cpu := cpuTime() - cpu0; cpu > 0 {
+		perCore = total / cpu.Seconds()
+	}
+	b.ReportMetric(perCore, "stix_roundtrip_objects_per_s")
+}

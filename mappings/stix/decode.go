@@ -15,6 +15,7 @@ import (
 
 	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/gateway/normalize"
+	stixschema "github.com/schakel/schakel/schemas/stix"
 )
 
 // Format is the Source.Format of every decoded event.
@@ -43,6 +44,16 @@ const (
 	AttrIndicatorTypes = "indicator_types"       // comma-separated
 	AttrLabels         = "labels"                // the object's labels, ", "-separated
 	AttrValidUntil     = "valid_until"
+
+	// The source's own version of an indicator, so Encode can give it back
+	// unchanged while Schakel's content is unchanged (ARCHITECTURE §11.1).
+	AttrSourcePattern = "stix_source_pattern" // the pattern text as the source wrote it
+	AttrCreated       = "stix_created"        // the indicator's created
+	AttrModified      = "stix_modified"       // the indicator's modified (else created)
+	AttrCreatedByRef  = "stix_created_by_ref" // the indicator's created_by_ref
+	AttrSourceTLP     = "stix_tlp"            // its own TLP marking; "inherited" when only its container was marked
+	AttrContentDigest = "stix_content"        // digest of what the indicator object says (contentDigest)
+	AttrMarkingRefs   = "stix_marking_refs"   // its markings other than TLP (statements), comma-separated
 )
 
 // customObservable carries canonical indicators STIX has no observable for
@@ -107,7 +118,19 @@ type object struct {
 	XSchakelCVSS       *float64            `json:"x_schakel_cvss"`
 	XSchakelProducts   []string            `json:"x_schakel_products"`
 
-	ptr string // JSON pointer of the object in the input
+	// relationship, sighting, and other references pass-through follows
+	SourceRef        string   `json:"source_ref"`
+	TargetRef        string   `json:"target_ref"`
+	SightingOfRef    string   `json:"sighting_of_ref"`
+	ObservedDataRefs []string `json:"observed_data_refs"`
+	WhereSightedRefs []string `json:"where_sighted_refs"`
+
+	ptr     string          // JSON pointer of the object in the input
+	raw     json.RawMessage // the object's bytes in the input
+	used    bool            // part of some event: mapped, or kept as pass-through
+	checked int8            // pass-through: 0 not yet read, 1 kept, 2 not relayable
+	kept    json.RawMessage // pass-through: what is relayed
+	yielded bool            // an observed-data that gave indicators
 }
 
 type granular struct {
@@ -130,6 +153,29 @@ type decoder struct {
 	byID     map[string]*object
 	markings map[string]markingTLP
 	errs     []gateway.FieldError
+	skipped  map[string]string // JSON pointer → why the object is in no event
+	report   string            // the report id Encode gives the container in hand
+}
+
+func (d *decoder) unused(ptr, why string) {
+	if d.skipped == nil {
+		d.skipped = map[string]string{}
+	}
+	d.skipped[ptr] = why
+}
+
+// inheritedTLP marks an indicator whose TLP came from its container.
+const inheritedTLP = "inherited"
+
+// Decoded is what DecodeAll learnt from one input.
+type Decoded struct {
+	Events []*gateway.Event
+	Errors []gateway.FieldError
+	// Unused names, by the JSON pointer of the object in the input
+	// ("/objects/3", "" for a single object), every readable object that
+	// became part of no event (neither mapped nor kept as pass-through),
+	// with the reason.
+	Unused map[string]string
 }
 
 func (d *decoder) fail(ptr, format string, args ...any) {
@@ -144,19 +190,31 @@ func (d *decoder) fail(ptr, format string, args ...any) {
 // Each report and grouping becomes one event (its object_refs decide
 // membership); mappable objects that no report or grouping refers to
 // become one more event titled after the bundle. Revoked objects are
-// skipped; of several versions of one object the newest is used.
+// skipped; of several versions of one object the newest is used. Objects
+// Schakel does not map (threat actors, relationships, sightings, notes, …)
+// and vulnerabilities travel verbatim in the event's extensions.stix, with
+// what they refer to, so Encode serves them back unchanged.
 func Decode(data []byte) ([]*gateway.Event, []gateway.FieldError, error) {
+	r, err := DecodeAll(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r.Events, r.Errors, nil
+}
+
+// DecodeAll is Decode that also says which objects were used.
+func DecodeAll(data []byte) (*Decoded, error) {
 	data = bytes.TrimLeft(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")), " \t\r\n")
 	if len(data) == 0 {
-		return nil, nil, errors.New("input is empty")
+		return nil, errors.New("input is empty")
 	}
 	if data[0] != '{' {
-		return nil, nil, errors.New("input must be a JSON object: a STIX bundle, a TAXII envelope or one STIX object")
+		return nil, errors.New("input must be a JSON object: a STIX bundle, a TAXII envelope or one STIX object")
 	}
 	d := &decoder{byID: map[string]*object{}, markings: map[string]markingTLP{}}
 	h, err := d.stream(data)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	var title, ref string
 	switch h.Type {
@@ -178,7 +236,18 @@ func Decode(data []byte) ([]*gateway.Event, []gateway.FieldError, error) {
 	}
 	d.readMarkings()
 	events := d.events(title, ref)
-	return events, uniqueErrors(d.errs), nil
+	for _, o := range d.objects {
+		switch {
+		case o.used:
+			delete(d.skipped, o.ptr)
+		case d.skipped[o.ptr] != "":
+		case o.Revoked:
+			d.unused(o.ptr, "revoked")
+		default:
+			d.unused(o.ptr, "no event holds it")
+		}
+	}
+	return &Decoded{Events: events, Errors: uniqueErrors(d.errs), Unused: d.skipped}, nil
 }
 
 // stream reads the top level in one pass, decoding the elements of an
@@ -217,7 +286,7 @@ func (d *decoder) stream(data []byte) (head, error) {
 			}
 			switch tok {
 			case json.Delim('['):
-				if err := d.readList(dec); err != nil {
+				if err := d.readList(dec, data); err != nil {
 					return fail(err)
 				}
 			case json.Delim('{'):
@@ -271,7 +340,7 @@ func skipRest(dec *json.Decoder) error {
 // readList decodes the elements of an objects array (its '[' already read)
 // one by one; an element that is not a readable object is reported and
 // skipped.
-func (d *decoder) readList(dec *json.Decoder) error {
+func (d *decoder) readList(dec *json.Decoder, data []byte) error {
 	for i := 0; dec.More(); i++ {
 		ptr := "/objects/" + strconv.Itoa(i)
 		if i >= limits.objects {
@@ -285,6 +354,7 @@ func (d *decoder) readList(dec *json.Decoder) error {
 			continue
 		}
 		o := &object{}
+		start := dec.InputOffset()
 		if err := dec.Decode(o); err != nil {
 			if _, ok := errors.AsType[*json.UnmarshalTypeError](err); !ok {
 				return fmt.Errorf("object %d: %w", i, err)
@@ -292,6 +362,7 @@ func (d *decoder) readList(dec *json.Decoder) error {
 			d.fail(ptr, "unreadable STIX object: %s", jsonProblem(err))
 			continue
 		}
+		o.raw = bytes.TrimLeft(data[start:dec.InputOffset()], " \t\r\n,")
 		d.keep(o, ptr)
 	}
 	_, err := dec.Token() // the closing ']'
@@ -305,6 +376,7 @@ func (d *decoder) readObject(raw []byte, ptr string) {
 		d.fail(ptr, "unreadable STIX object: %s", jsonProblem(err))
 		return
 	}
+	o.raw = raw
 	d.keep(o, ptr)
 }
 
@@ -321,8 +393,12 @@ func (d *decoder) keep(o *object, ptr string) {
 	}
 	if prev, ok := d.byID[o.ID]; ok {
 		if !newer(o, prev) {
-			return
+			if newer(prev, o) {
+				d.unused(ptr, "a newer version of "+o.ID+" in the same input is used")
+			}
+			return // an exact repeat is no failure
 		}
+		d.unused(prev.ptr, "a newer version of "+o.ID+" in the same input is used")
 		*prev = *o // keep the first position, take the newer content
 		return
 	}
@@ -412,18 +488,25 @@ func scoMapped(t string) bool {
 }
 
 // events builds one event per report and grouping, then one for the
-// mappable objects none of them refers to.
+// objects none of them holds. Objects Schakel does not map (threat actors,
+// relationships, sightings, notes, …) travel with the events as
+// pass-through, verbatim.
 func (d *decoder) events(title, ref string) []*gateway.Event {
 	covered := map[string]bool{}
 	var out []*gateway.Event
 	for _, o := range d.objects {
-		if o.Revoked || (o.Type != "report" && o.Type != "grouping") {
+		if o.Revoked || !isContainer(o.Type) {
 			continue
 		}
+		o.used = true
 		for _, r := range o.ObjectRefs {
 			covered[r] = true
 		}
-		out = append(out, d.container(o))
+		ev, kept := d.container(o)
+		for _, k := range kept {
+			covered[k.ID] = true
+		}
+		out = append(out, ev)
 	}
 	// Observables an observed-data refers to come with it.
 	for _, o := range d.objects {
@@ -434,15 +517,212 @@ func (d *decoder) events(title, ref string) []*gateway.Event {
 		}
 	}
 	var loose []*object
+	content := false
 	for _, o := range d.objects {
-		if !o.Revoked && mappable(o.Type) && !covered[o.ID] {
-			loose = append(loose, o)
+		if o.Revoked || covered[o.ID] || !(mappable(o.Type) || d.passable(o)) {
+			continue
+		}
+		loose = append(loose, o)
+		content = content || !sharedType(o.Type)
+	}
+	if content {
+		// Not when nothing in it could be kept (all invalid).
+		if ev := d.looseEvent(loose, title, ref); len(ev.Indicators) > 0 || len(ev.Vulnerabilities) > 0 || ev.Extensions != nil {
+			out = append(out, ev)
 		}
 	}
-	if len(loose) > 0 {
-		out = append(out, d.looseEvent(loose, title, ref))
+	return out
+}
+
+func isContainer(t string) bool { return t == "report" || t == "grouping" }
+
+// sharedType lists the objects many events refer to; alone they make no
+// event.
+func sharedType(t string) bool {
+	return t == "identity" || t == "marking-definition" || t == "extension-definition"
+}
+
+// passable reports whether an object travels as pass-through: everything
+// Schakel does not map, and vulnerabilities (mapped, and kept so that what
+// refers to them still resolves). TLP markings are not: Encode writes
+// Schakel's own.
+func (d *decoder) passable(o *object) bool {
+	switch {
+	case o.Revoked || isContainer(o.Type):
+		return false
+	case o.Type == "vulnerability":
+		// Not the ones Encode derives for the report in hand.
+		for _, r := range o.ExternalReferences {
+			if strings.EqualFold(r.SourceName, "cve") && d.report != "" &&
+				o.ID == "vulnerability--"+uuidV5(schakelNamespace, d.report+"\x00vulnerability\x00"+strings.ToUpper(strings.TrimSpace(r.ExternalID))) {
+				return false
+			}
+		}
+		return true
+	case o.Type == "observed-data":
+		// Observations Schakel has no indicator for (a registry key) travel
+		// as they are, so what refers to them still resolves.
+		return !o.yielded
+	case mappable(o.Type):
+		return false
+	case o.Type == "marking-definition":
+		// TLP markings become the event's TLP; Encode writes its own.
+		_, v1 := tlp10IDs[o.ID]
+		_, v2 := tlp20ByID[o.ID]
+		_, v3 := d.markings[o.ID]
+		return !v1 && !v2 && !v3
+	case o.Type == "identity":
+		// Schakel's own producer identity: Encode writes it again.
+		return o.ID != schakelIdentity(o.Name)
+	case o.Type == "extension-definition":
+		return o.ID != TLP20Extension
+	}
+	return true
+}
+
+// refs lists the ids an object points to that pass-through follows.
+func (o *object) refs() []string {
+	out := make([]string, 0, 4)
+	add := func(ids ...string) {
+		for _, id := range ids {
+			if id != "" {
+				out = append(out, id)
+			}
+		}
+	}
+	add(o.CreatedByRef, o.SourceRef, o.TargetRef, o.SightingOfRef)
+	add(o.ObjectMarkingRefs...)
+	for _, g := range o.GranularMarkings {
+		add(g.MarkingRef)
+	}
+	add(o.ObservedDataRefs...)
+	add(o.WhereSightedRefs...)
+	if !isContainer(o.Type) {
+		add(o.ObjectRefs...) // observed-data, note, opinion
+	}
+	if bytes.Contains(o.Extensions, []byte("extension-definition--")) {
+		var ext map[string]json.RawMessage
+		if json.Unmarshal(o.Extensions, &ext) == nil {
+			for k := range ext {
+				if strings.HasPrefix(k, "extension-definition--") {
+					add(k)
+				}
+			}
+		}
 	}
 	return out
+}
+
+// touches reports whether a relationship or sighting has an end in set.
+func (o *object) touches(set map[string]bool) bool {
+	if set[o.SourceRef] || set[o.TargetRef] || set[o.SightingOfRef] {
+		return true
+	}
+	for _, r := range o.ObservedDataRefs {
+		if set[r] {
+			return true
+		}
+	}
+	for _, r := range o.WhereSightedRefs {
+		if set[r] {
+			return true
+		}
+	}
+	return false
+}
+
+// passThrough picks, in input order, the pass-through objects of an event
+// whose objects (members and container) are in: those among them, the
+// relationships and sightings that touch them, and whatever these refer to
+// (identities, markings, extension definitions, the other end of a
+// relationship, an observed-data's unmapped observables), so that every
+// reference resolves.
+func (d *decoder) passThrough(in map[string]bool) []*object {
+	keep := map[string]bool{}
+	var queue []*object
+	add := func(id string) {
+		if o := d.byID[id]; o != nil && !keep[id] && d.passable(o) {
+			keep[id] = true
+			queue = append(queue, o)
+		}
+	}
+	for id := range in {
+		add(id)
+	}
+	for _, o := range d.objects {
+		if (o.Type == "relationship" || o.Type == "sighting") && !o.Revoked && o.touches(in) {
+			add(o.ID)
+		}
+	}
+	for id := range in {
+		if o := d.byID[id]; o != nil {
+			for _, r := range o.refs() {
+				add(r)
+			}
+		}
+	}
+	for len(queue) > 0 {
+		o := queue[0]
+		queue = queue[1:]
+		for _, r := range o.refs() {
+			add(r)
+		}
+	}
+	if len(keep) == 0 {
+		return nil
+	}
+	out := make([]*object, 0, len(keep))
+	for _, o := range d.objects {
+		if keep[o.ID] {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// relayed is the object as pass-through keeps it, or nil when it cannot be
+// kept: compacted, spec_version added where STIX 2.0 left it out (2.1
+// requires it, and peers pick their parser by it), and checked against
+// the STIX 2.1 schemas once — what Schakel relays verbatim must be valid
+// STIX, whoever wrote it.
+func (d *decoder) relayed(o *object) json.RawMessage {
+	if o.checked != 0 {
+		return o.kept
+	}
+	o.checked = 2
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, o.raw); err != nil {
+		return nil // read once already
+	}
+	out := buf.Bytes()
+	if o.SpecVersion == "" && len(out) > 2 { // "{}" has no type: never here
+		out = append([]byte(`{"spec_version":"2.1",`), out[1:]...)
+	}
+	if errs := stixschema.ValidateObject(out); len(errs) > 0 {
+		d.fail(o.ptr+errs[0].Pointer, "not relayed: does not validate against the STIX 2.1 schemas: %s", errs[0].Message)
+		d.unused(o.ptr, "does not validate against the STIX 2.1 schemas: "+errs[0].Error())
+		return nil
+	}
+	o.checked, o.kept = 1, out
+	return o.kept
+}
+
+// keepPassThrough puts the objects in the event, verbatim.
+func (d *decoder) keepPassThrough(b *builder, objs []*object) {
+	if len(objs) == 0 {
+		return
+	}
+	raws := make([]json.RawMessage, 0, len(objs))
+	for _, o := range objs {
+		raw := d.relayed(o)
+		if raw == nil {
+			continue
+		}
+		o.used = true
+		d.addObject(&b.tlp, o)
+		raws = append(raws, raw)
+	}
+	b.ev.Extensions = &gateway.Extensions{STIX: raws}
 }
 
 // builder collects one event's content.
@@ -465,7 +745,7 @@ func newBuilder(ptr string) *builder {
 	}
 }
 
-func (d *decoder) container(c *object) *gateway.Event {
+func (d *decoder) container(c *object) (*gateway.Event, []*object) {
 	b := newBuilder(c.ptr)
 	ev := b.ev
 	if id, ok := idUUID(c.ID, c.Type); ok {
@@ -496,18 +776,27 @@ func (d *decoder) container(c *object) *gateway.Event {
 	d.addObject(&b.tlp, c)
 
 	members := make([]*object, 0, len(c.ObjectRefs))
+	in := make(map[string]bool, len(c.ObjectRefs)+1)
+	in[c.ID] = true
 	for _, r := range c.ObjectRefs {
 		if o, ok := d.byID[r]; ok && !o.Revoked && o != c {
 			members = append(members, o)
+			in[r] = true
 		}
 	}
 	d.fill(b, members)
+	d.report = ""
+	if ev.ID != "" {
+		d.report = "report--" + ev.ID
+	}
+	kept := d.passThrough(in)
+	d.keepPassThrough(b, kept)
 	ev.Source.Org = d.identityName(c.CreatedByRef)
 	if ev.Source.Org == "" {
 		ev.Source.Org = d.identityName(b.orgFrom)
 	}
 	b.finish()
-	return ev
+	return ev, kept
 }
 
 func (d *decoder) looseEvent(loose []*object, title, ref string) *gateway.Event {
@@ -525,7 +814,17 @@ func (d *decoder) looseEvent(loose []*object, title, ref string) *gateway.Event 
 	if !ev.Created.IsZero() && ev.Modified.Before(ev.Created) {
 		ev.Modified = ev.Created
 	}
-	d.fill(b, loose)
+	in := make(map[string]bool, len(loose))
+	members := make([]*object, 0, len(loose))
+	for _, o := range loose {
+		in[o.ID] = true
+		if mappable(o.Type) {
+			members = append(members, o)
+		}
+	}
+	d.fill(b, members)
+	d.report = ""
+	d.keepPassThrough(b, d.passThrough(in))
 	ev.Source.Org = d.identityName(b.orgFrom)
 	b.finish()
 	return ev
@@ -540,6 +839,9 @@ func (d *decoder) fill(b *builder, members []*object) {
 		d.addObject(&b.tlp, o)
 		if b.orgFrom == "" && o.CreatedByRef != "" {
 			b.orgFrom = o.CreatedByRef
+		}
+		if o.Type != "indicator" {
+			o.used = true // an indicator is used when it yields one
 		}
 		switch o.Type {
 		case "indicator":
@@ -561,9 +863,29 @@ func (d *decoder) fill(b *builder, members []*object) {
 	if len(bare) > 0 {
 		d.observables(b, bare, nil)
 	}
+	for _, o := range members {
+		if o.Type == "observed-data" {
+			for _, r := range o.ObjectRefs {
+				if s, ok := d.byID[r]; ok && scoMapped(s.Type) {
+					s.used = true
+				}
+			}
+		}
+	}
 }
 
 func (b *builder) finish() {
+	// An indicator without a marking of its own had its container's: a
+	// TLP marking on it is Schakel's change (the container's marking may
+	// differ from one report version to the next).
+	if b.tlp.marked {
+		for i := range b.ev.Indicators {
+			a := b.ev.Indicators[i].Attributes
+			if a[AttrCreated] != "" && a[AttrSourceTLP] == "" {
+				a[AttrSourceTLP] = inheritedTLP
+			}
+		}
+	}
 	if b.tlp.marked {
 		b.ev.TLP = b.tlp.tlp
 		if b.tlp.white && b.tlp.tlp == gateway.TLPClear {
@@ -573,15 +895,16 @@ func (b *builder) finish() {
 }
 
 // add appends an indicator unless the event is full.
-func (d *decoder) add(b *builder, ind gateway.Indicator) {
+func (d *decoder) add(b *builder, ind gateway.Indicator) bool {
 	if len(b.ev.Indicators) >= limits.indicators {
 		if !b.capHit {
 			b.capHit = true
 			d.fail(b.ptr, "more than %d indicators in one event; the rest are not mapped", limits.indicators)
 		}
-		return
+		return false
 	}
 	b.ev.Indicators = append(b.ev.Indicators, ind)
+	return true
 }
 
 func (d *decoder) identityName(ref string) string {

@@ -1,10 +1,13 @@
 package stix
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -174,6 +177,8 @@ type (
 var reservedAttrs = map[string]bool{
 	AttrID: true, AttrPattern: true, AttrPatternType: true, AttrObservedDataID: true, AttrFileID: true,
 	AttrDirection: true, AttrName: true, AttrIndicatorTypes: true, AttrLabels: true, AttrValidUntil: true,
+	AttrSourcePattern: true, AttrCreated: true, AttrModified: true, AttrCreatedByRef: true, AttrSourceTLP: true,
+	AttrContentDigest: true, AttrMarkingRefs: true,
 }
 
 // Encode maps a canonical event to a STIX 2.1 bundle: the producer's
@@ -214,7 +219,13 @@ func EncodeObjects(ev *gateway.Event, o EncodeOptions) ([]Object, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := e.readExtensions(); err != nil {
+		return nil, err
+	}
 	if err := e.content(); err != nil {
+		return nil, err
+	}
+	if err := e.passThrough(); err != nil {
 		return nil, err
 	}
 	return e.finish()
@@ -234,6 +245,7 @@ type encoder struct {
 	emitted   map[string]bool
 	cves      map[string]bool
 	observedT string
+	pass      []*passObject // the event's pass-through objects
 }
 
 func newEncoder(ev *gateway.Event, o EncodeOptions) (*encoder, error) {
@@ -266,7 +278,7 @@ func newEncoder(ev *gateway.Event, o EncodeOptions) (*encoder, error) {
 		ev:       ev,
 		tlp:      t,
 		marking:  []string{tlp20IDs[t]},
-		identity: "identity--" + uuidV5(schakelNamespace, "identity\x00"+name),
+		identity: schakelIdentity(name),
 		created:  stixTime(created),
 		modified: stixTime(modified),
 		emitted:  map[string]bool{},
@@ -288,6 +300,11 @@ func newEncoder(ev *gateway.Event, o EncodeOptions) (*encoder, error) {
 	return e, nil
 }
 
+// schakelIdentity is the id of the producer identity Encode writes.
+func schakelIdentity(name string) string {
+	return "identity--" + uuidV5(schakelNamespace, "identity\x00"+name)
+}
+
 func (e *encoder) common(typ, id string) common {
 	return common{Type: typ, SpecVersion: "2.1", ID: id, CreatedByRef: e.identity, Created: e.created, Modified: e.modified}
 }
@@ -298,9 +315,12 @@ func (e *encoder) derived(typ string, parts ...string) string {
 }
 
 func (e *encoder) put(list *[]Object, id, typ, version string, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", id, err)
+	data, ok := v.(json.RawMessage)
+	if !ok {
+		var err error
+		if data, err = json.Marshal(v); err != nil {
+			return fmt.Errorf("encode %s: %w", id, err)
+		}
 	}
 	*list = append(*list, Object{ID: id, Type: typ, Version: version, JSON: data})
 	e.emitted[id] = true
@@ -527,7 +547,59 @@ func (e *encoder) indicator(g *indicatorGroup) error {
 		}
 	}
 	o.XSchakelAttributes = attrs
+	if m := first.Attributes[AttrMarkingRefs]; m != "" {
+		o.ObjectMarkingRefs = append(slices.Clip(o.ObjectMarkingRefs), strings.Split(m, ",")...)
+	}
+	e.version(&o, g)
 	return e.add(o.ID, o.Type, o.Modified, o)
+}
+
+// version gives an indicator read from STIX its source's id, created,
+// created_by_ref, modified and pattern text while what it says is what
+// the source said: same content digest and the same TLP marking (or no
+// marking anywhere in the source). Content Schakel changed (normalisation,
+// a projection that left part of the pattern out, a TLP other than the
+// indicator's own) is a new version under the same id, so relationships
+// to it still resolve. Its modified is later than the source's and the
+// event's, with a sub-millisecond part taken from a hash of the content:
+// two different contents never share an id and modified (short of a hash
+// collision), and no source writing millisecond timestamps can take that
+// modified for a version of its own later.
+func (e *encoder) version(o *indicatorObject, g *indicatorGroup) {
+	first := g.members[0].Attributes
+	created := first[AttrCreated]
+	if created == "" || first[AttrID] != g.id {
+		return // Schakel's own indicator: the event's times
+	}
+	o.Created, o.CreatedByRef = created, first[AttrCreatedByRef]
+	srcMod := firstNonEmpty(first[AttrModified], created)
+	srcTLP := first[AttrSourceTLP]
+	var srcPattern string
+	for _, m := range g.members {
+		if p := m.Attributes[AttrSourcePattern]; p != "" {
+			srcPattern = p
+			break
+		}
+	}
+	if srcPattern != "" && (srcTLP == "" || srcTLP == string(e.tlp)) && first[AttrContentDigest] == contentDigest(g.members, g.parts) {
+		o.Modified, o.Pattern = srcMod, srcPattern
+		return
+	}
+	sm, _ := parseTime(srcMod)
+	em, _ := parseTime(e.modified)
+	o.Modified = ""
+	content, _ := json.Marshal(o)
+	h := sha256.Sum256(content)
+	ns := 1 + binary.BigEndian.Uint64(h[:8])%999_999
+	base := maxTime(em, sm.Add(time.Millisecond)).Truncate(time.Millisecond)
+	o.Modified = stixTime(base.Add(time.Duration(ns)))
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // extraAttrs are the attributes STIX has no property for.

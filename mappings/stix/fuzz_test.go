@@ -2,6 +2,7 @@ package stix
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,7 +53,18 @@ func FuzzDecode(f *testing.F) {
 					t.Fatalf("indicator type %q", ind.Type)
 				}
 			}
+			if ev.Extensions != nil {
+				for _, raw := range ev.Extensions.STIX {
+					var o struct{ Type, ID string }
+					if err := json.Unmarshal(raw, &o); err != nil || o.Type == "" || o.ID == "" {
+						t.Fatalf("pass-through %s: %v", raw, err)
+					}
+				}
+			}
 			normalize.Event(ev) // must not panic on what Decode makes
+			if ev.Title != "" && !ev.Created.IsZero() {
+				_, _ = Encode(ev, EncodeOptions{}) // nor Encode on what it holds
+			}
 		}
 	})
 }

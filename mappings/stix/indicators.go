@@ -1,8 +1,12 @@
 package stix
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/schakel/schakel/gateway"
@@ -48,6 +52,33 @@ func (d *decoder) indicator(b *builder, o *object) {
 	if o.ValidUntil != "" {
 		attrs[AttrValidUntil] = o.ValidUntil
 	}
+	// The source's version, given back while the content is unchanged.
+	// The pattern text goes on the first indicator only: a long OR of
+	// many branches would otherwise repeat it for every branch.
+	if c, ok := sourceTime(o.Created); ok {
+		attrs[AttrCreated] = c
+		attrs[AttrModified] = c
+		if m, ok := sourceTime(o.Modified); ok {
+			attrs[AttrModified] = m
+		}
+	}
+	if o.CreatedByRef != "" {
+		attrs[AttrCreatedByRef] = o.CreatedByRef
+	}
+	var own tlpAcc
+	d.addObject(&own, o)
+	if own.marked {
+		attrs[AttrSourceTLP] = string(own.tlp)
+	}
+	var statements []string
+	for _, id := range o.ObjectMarkingRefs {
+		if _, tlp := d.markingTLP(id); !tlp && strings.HasPrefix(id, "marking-definition--") && !strings.Contains(id, ",") {
+			statements = append(statements, id)
+		}
+	}
+	if len(statements) > 0 {
+		attrs[AttrMarkingRefs] = strings.Join(statements, ",")
+	}
 
 	var inds []gateway.Indicator
 	if pt := strings.ToLower(o.PatternType); pt == "" || pt == "stix" {
@@ -64,11 +95,69 @@ func (d *decoder) indicator(b *builder, o *object) {
 	if inds == nil {
 		inds = []gateway.Indicator{{Type: gateway.TypeOther, Value: otherValue(o.Pattern), Attributes: map[string]string{AttrPattern: o.Pattern}}}
 	}
-	for _, ind := range inds {
+	parts := make([]string, 0, len(inds))
+	for i := range inds {
+		ind := &inds[i]
 		ind.Detect, ind.Comment, ind.Observed = base.Detect, base.Comment, base.Observed
 		ind.Attributes = mergeAttrs(attrs, ind.Attributes)
-		d.add(b, ind)
+		parts = append(parts, patternPart(*ind))
 	}
+	digest := contentDigest(inds, parts)
+	inds[0].Attributes[AttrSourcePattern] = o.Pattern
+	for _, ind := range inds {
+		ind.Attributes[AttrContentDigest] = digest
+		if d.add(b, ind) {
+			o.used = true
+		}
+	}
+}
+
+// contentDigest names what an indicator object says, as Encode writes it
+// from the canonical indicators of one pattern: pattern type, the set of
+// observation expressions, and the properties taken from the first
+// indicator. Decode records it; Encode compares it to decide whether the
+// object is still the source's version.
+func contentDigest(members []gateway.Indicator, parts []string) string {
+	parts = slices.Clone(parts)
+	slices.Sort(parts)
+	parts = slices.Compact(parts)
+	first := members[0].Attributes
+	h := sha256.New()
+	field := func(s string) {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	field(strings.ToLower(first[AttrPatternType]))
+	field(strconv.Itoa(len(parts)))
+	for _, p := range parts {
+		field(p)
+	}
+	for _, k := range []string{AttrName, AttrIndicatorTypes, AttrLabels, AttrValidUntil} {
+		field(first[k])
+	}
+	extra := extraAttrs(first)
+	keys := make([]string, 0, len(extra))
+	for k := range extra {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		field(k)
+		field(extra[k])
+	}
+	var comment string
+	var observed time.Time
+	for _, m := range members {
+		if comment == "" {
+			comment = m.Comment
+		}
+		if !m.Observed.IsZero() && (observed.IsZero() || m.Observed.Before(observed)) {
+			observed = m.Observed
+		}
+	}
+	field(comment)
+	field(observed.UTC().Format(time.RFC3339Nano))
+	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:15])
 }
 
 // otherValue is the value of an indicator kept as a whole pattern: the
@@ -269,4 +358,17 @@ func networkTraffic(alt []comparison) (gateway.Indicator, bool) {
 		ind.Attributes = map[string]string{AttrDirection: "src"}
 	}
 	return ind, true
+}
+
+// sourceTime is a source timestamp as Encode may write it back: the text
+// itself when it is in the form STIX requires, else reformatted.
+func sourceTime(s string) (string, bool) {
+	t, ok := parseTime(s)
+	switch {
+	case !ok:
+		return "", false
+	case stixTimestamp(s):
+		return s, true
+	}
+	return stixTime(t), true
 }

@@ -123,11 +123,20 @@ func (d *decoder) addObject(a *tlpAcc, o *object) {
 	for _, id := range o.ObjectMarkingRefs {
 		if m, ok := d.markingTLP(id); ok {
 			a.add(m)
+			d.markUsed(id)
 		}
 	}
 	for _, g := range o.GranularMarkings {
 		if m, ok := d.markingTLP(g.MarkingRef); ok {
 			a.add(m)
+			d.markUsed(g.MarkingRef)
 		}
+	}
+}
+
+// markUsed notes that a TLP marking in the input became an event's TLP.
+func (d *decoder) markUsed(id string) {
+	if o, ok := d.byID[id]; ok {
+		o.used = true
 	}
 }

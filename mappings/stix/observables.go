@@ -37,7 +37,11 @@ func (d *decoder) observedData(b *builder, o *object) {
 			scos = append(scos, local[k])
 		}
 	}
+	n := len(b.ev.Indicators)
 	d.observables(b, scos, &observedCtx{o: o, local: local})
+	if len(b.ev.Indicators) > n {
+		o.yielded = true
+	}
 }
 
 // inline reads a STIX 2.0 observed-data "objects" dictionary.
