@@ -286,33 +286,69 @@ func (a *Assessment) explainRedEmail(c *gateway.Constituent) Decision {
 }
 
 // Project returns the event as constituent c may see it: a notification keeps
-// only the indicators c owns; other kinds are shared whole. The result never
-// shares memory with the assessed event.
+// only the indicators c owns; other kinds are shared whole. Addressees show c
+// itself at most, as its constituent id, never other constituents or named
+// persons (not even c's own contacts). The result never shares memory with
+// the assessed event.
 func (a *Assessment) Project(c *gateway.Constituent) *gateway.Event {
+	var p *gateway.Event
 	if a.ev.Kind != gateway.KindNotification {
-		return a.ev.Clone()
+		p = a.ev.Clone()
+	} else {
+		idx := a.owned[c.ID]
+		out := *a.ev
+		out.Indicators = nil
+		p = out.Clone()
+		if len(idx) > 0 {
+			p.Indicators = make([]gateway.Indicator, 0, len(idx))
+			for _, i := range idx {
+				p.Indicators = append(p.Indicators, a.ev.Indicators[i].Clone())
+			}
+		}
 	}
-	idx := a.owned[c.ID]
-	out := *a.ev
-	out.Indicators = nil
-	p := out.Clone()
-	if len(idx) > 0 {
-		p.Indicators = make([]gateway.Indicator, 0, len(idx))
-		for _, i := range idx {
-			p.Indicators = append(p.Indicators, a.ev.Indicators[i].Clone())
+	p.Addressees = nil
+	if addressed(a.ev, c) {
+		p.Addressees = []gateway.Addressee{{Constituent: c.ID}}
+	}
+	return p
+}
+
+// ProjectAudience returns the event as an audience channel (lists, public and
+// community views) may carry it: no addressees, and notifications carry no
+// indicators (they are denied there anyway).
+func ProjectAudience(ev *gateway.Event) *gateway.Event {
+	p := ev.Clone()
+	p.Addressees = nil
+	if ev.Kind == gateway.KindNotification {
+		p.Indicators = nil
+	}
+	return p
+}
+
+// ProjectPerson returns the event as a named person an admin released it to
+// may see it: like an audience copy, but addressees show the person itself
+// when it is named there.
+func ProjectPerson(ev *gateway.Event, email string) *gateway.Event {
+	p := ProjectAudience(ev)
+	for _, ad := range ev.Addressees {
+		if ad.Email != "" && strings.EqualFold(ad.Email, email) {
+			p.Addressees = []gateway.Addressee{{Email: ad.Email, Name: ad.Name}}
+			break
 		}
 	}
 	return p
 }
 
-// ProjectAudience returns the event as an audience channel may carry it.
-// Notifications carry no indicators there (and are denied anyway).
-func ProjectAudience(ev *gateway.Event) *gateway.Event {
-	p := ev.Clone()
-	if ev.Kind == gateway.KindNotification {
-		p.Indicators = nil
+// ProjectFor returns the event as recipient r may see it; c is r's
+// constituent when r is one. Every outbound push copy is made here.
+func (a *Assessment) ProjectFor(r gateway.Recipient, c *gateway.Constituent) *gateway.Event {
+	switch {
+	case r.Kind == gateway.RecipientConstituent && c != nil:
+		return a.Project(c)
+	case r.Kind == gateway.RecipientPerson:
+		return ProjectPerson(a.ev, r.ID)
 	}
-	return p
+	return ProjectAudience(a.ev)
 }
 
 // Subscribed reports whether c's subscriptions let the event be pushed to it

@@ -195,3 +195,39 @@ func TestSubscribed(t *testing.T) {
 		}
 	}
 }
+
+// Every outbound copy shows its recipient only itself among the addressees.
+func TestProjectionAddressees(t *testing.T) {
+	ev := &gateway.Event{ID: "e", Kind: gateway.KindIntel, Title: "t", TLP: gateway.TLPAmber, Addressees: []gateway.Addressee{
+		{Constituent: "a"}, {Constituent: "b"}, {Email: "ciso@a.example", Name: "Alice"}, {Email: "soc@b.example", Name: "Bob"}, {Email: "x@else.example", Name: "X"},
+	}}
+	a := Assess(ev, owner)
+	consC := gateway.Constituent{ID: "c", Name: "C"}
+	onlyA := gateway.Constituent{ID: "a2", Contacts: []gateway.Contact{{Email: "x@else.example"}}} // addressed through a contact only
+	tests := []struct {
+		name string
+		got  *gateway.Event
+		want []gateway.Addressee
+	}{
+		{"constituent a", a.Project(&consA), []gateway.Addressee{{Constituent: "a"}}},
+		{"constituent b", a.Project(&consB), []gateway.Addressee{{Constituent: "b"}}},
+		{"not addressed", a.Project(&consC), nil},
+		{"addressed through a named contact", a.Project(&onlyA), []gateway.Addressee{{Constituent: "a2"}}},
+		{"audience", ProjectAudience(ev), nil},
+		{"named person", ProjectPerson(ev, "CISO@a.example"), []gateway.Addressee{{Email: "ciso@a.example", Name: "Alice"}}},
+		{"person not named", ProjectPerson(ev, "nobody@a.example"), nil},
+		{"for a constituent recipient", a.ProjectFor(gateway.ConstituentRecipient("b"), &consB), []gateway.Addressee{{Constituent: "b"}}},
+		{"for a person recipient", a.ProjectFor(gateway.PersonRecipient("soc@b.example"), nil), []gateway.Addressee{{Email: "soc@b.example", Name: "Bob"}}},
+		{"for a list", a.ProjectFor(gateway.ListRecipient("l@lists.example"), nil), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if !slices.Equal(tt.got.Addressees, tt.want) {
+				t.Fatalf("addressees %+v, want %+v", tt.got.Addressees, tt.want)
+			}
+		})
+	}
+	if len(ev.Addressees) != 5 {
+		t.Fatal("a projection changed the assessed event")
+	}
+}
