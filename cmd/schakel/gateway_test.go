@@ -74,7 +74,7 @@ redis: {url: %q, prefix: %q}
 admin: {keys_file: admin.keys}
 tlp: {default: AMBER}
 sources:
-  - {name: partner-api, type: api, default_tlp: AMBER}
+  - {name: partner-api, type: api, default_tlp: AMBER, own: true}  # own: the tests' AMBER+STRICT reaches owners only from an own source
   - {name: partner-hook, type: webhook, secret_file: hook.secret, format: canonical}
 channels:
   webhook: {timeout: 2s, max_attempts: 4}

@@ -201,7 +201,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 
 	var sources []httpapi.SourceConfig
 	for _, s := range cfg.Sources {
-		sources = append(sources, httpapi.SourceConfig{Name: s.Name, Type: s.Type, DefaultTLP: s.DefaultTLP, Format: s.Format, Secret: s.Secret})
+		sources = append(sources, httpapi.SourceConfig{Name: s.Name, Type: s.Type, DefaultTLP: s.DefaultTLP, Own: s.Own, Format: s.Format, Secret: s.Secret})
 	}
 	g.HTTP = httpapi.New(httpapi.Options{
 		Redis: g.rdb, Store: g.Store, Audit: g.Audit, Outbox: g.Outbox, Pipeline: g.Pipeline, Registry: reg,

@@ -98,7 +98,7 @@ func pipelineSource(src SourceConfig) gateway.Source {
 	if format == "" {
 		format = "canonical"
 	}
-	return gateway.Source{Name: src.Name, DefaultTLP: src.DefaultTLP, Format: format}
+	return gateway.Source{Name: src.Name, DefaultTLP: src.DefaultTLP, Format: format, Own: src.Own}
 }
 
 // postWebhook ingests a Standard-Webhooks-signed POST for a webhook source.

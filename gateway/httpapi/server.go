@@ -35,8 +35,10 @@ type SourceConfig struct {
 	Name       string
 	Type       string // api, webhook, misp, …
 	DefaultTLP gateway.TLP
-	Format     string // webhook body format
-	Secret     string // webhook signing secret (whsec_…)
+	// Own: the relay's own analysts author this source (config own: true).
+	Own    bool
+	Format string // webhook body format
+	Secret string // webhook signing secret (whsec_…)
 }
 
 // Limiter is the per-key ingest limiter.

@@ -168,6 +168,7 @@ func (p *Pipeline) prepare(src gateway.Source, ev *gateway.Event, received time.
 		return nil, &gateway.ValidationError{Fields: problems}
 	}
 	ev.Source.Name = src.Name // a source can only speak for itself
+	ev.Source.Own = src.Own   // and cannot claim to be the relay
 	if ev.Source.Format == "" {
 		ev.Source.Format = src.Format
 	}

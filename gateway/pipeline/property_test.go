@@ -52,6 +52,8 @@ func randEvent(r *rand.Rand, n int) *gateway.Event {
 	kinds := []gateway.Kind{gateway.KindAdvisory, gateway.KindIntel, gateway.KindNotification, gateway.KindIncident}
 	ev := &gateway.Event{ID: "e", Kind: kinds[r.IntN(len(kinds))], Title: "t", TLP: gateway.TLPs[r.IntN(len(gateway.TLPs))]}
 	ev.Modified = ev.Created
+	// Half the events come from one of the relay's own sources.
+	ev.Source.Own = r.IntN(2) == 0
 	if r.IntN(2) == 0 {
 		ev.Sectors = []string{sectors[r.IntN(len(sectors))]}
 	}
@@ -130,7 +132,8 @@ func oracleAllows(cs []gateway.Constituent, ev *gateway.Event, c *gateway.Consti
 	case gateway.TLPAmber:
 		return addressed || owner || sector
 	case gateway.TLPAmberStrict:
-		return addressed || owner
+		// The relay is the recipient organisation of STRICT from upstream.
+		return (addressed || owner) && ev.Source.Own
 	case gateway.TLPRed:
 		if ch != gateway.ChannelEmail {
 			return false

@@ -166,14 +166,22 @@ var ConstituentChannels = []gateway.Channel{
 // contacts as an organisation; TLP:RED e-mail goes only to named persons
 // (DecideContact). Subscriptions are not considered here (see Subscribed).
 func (a *Assessment) Decide(c *gateway.Constituent, ch gateway.Channel) Decision {
-	d := decideTable(a.ev.TLP, a.Concern(c), ch)
+	d := decideTable(a.ev.TLP, a.Concern(c), ch, a.ev.Source.Own)
 	if d.Verdict == Deliver && a.ev.Kind == gateway.KindNotification && len(a.owned[c.ID]) == 0 && a.Concern(c) != ConcernAddressed {
 		return Decision{Channel: ch, Verdict: Deny, Rule: "notification: no indicator matches the constituent's assets"}
 	}
 	return d
 }
 
-func decideTable(tlp gateway.TLP, concern Concern, ch gateway.Channel) Decision {
+// Rules of the AMBER+STRICT row that depend on who authored the event.
+const (
+	RuleStrictHeld = "held: AMBER+STRICT from an upstream source; the relay is the recipient organisation"
+	RuleStrictOwn  = "own source: delivered with 'recipient organisation only'"
+)
+
+// decideTable applies the §4 table. own says the event comes from one of the
+// relay's own sources: only then does AMBER+STRICT leave the relay.
+func decideTable(tlp gateway.TLP, concern Concern, ch gateway.Channel, own bool) Decision {
 	if !slices.Contains(ConstituentChannels, ch) {
 		return Decision{Channel: ch, Verdict: Deny, Rule: fmt.Sprintf("%s is not a constituent channel", ch)}
 	}
@@ -192,7 +200,10 @@ func decideTable(tlp gateway.TLP, concern Concern, ch gateway.Channel) Decision 
 		return deny(fmt.Sprintf("TLP:AMBER needs concern addressed, owner or sector (concern %s)", concern))
 	case gateway.TLPAmberStrict:
 		if concern >= ConcernOwner {
-			d := deliver(fmt.Sprintf("TLP:AMBER+STRICT to addressed or owner (concern %s)", concern))
+			if !own {
+				return Decision{Channel: ch, Verdict: Hold, Rule: fmt.Sprintf("%s (concern %s)", RuleStrictHeld, concern)}
+			}
+			d := deliver(fmt.Sprintf("TLP:AMBER+STRICT to addressed or owner, %s (concern %s)", RuleStrictOwn, concern))
 			d.Handling = HandlingStrict
 			return d
 		}
@@ -412,6 +423,13 @@ func (a *Assessment) Held(cs []gateway.Constituent, deliveries int) (bool, strin
 	if red {
 		return true, "TLP:RED with no named person (red: true) reachable by e-mail"
 	}
+	if a.ev.TLP == gateway.TLPAmberStrict && !a.ev.Source.Own {
+		for i := range cs {
+			if a.Decide(&cs[i], gateway.ChannelMISPPull).Verdict == Hold {
+				return true, RuleStrictHeld
+			}
+		}
+	}
 	return true, "the policy lets no recipient receive this event"
 }
 
@@ -421,7 +439,7 @@ func (a *Assessment) Held(cs []gateway.Constituent, deliveries int) (bool, strin
 func PullTLPs(ch gateway.Channel) []gateway.TLP {
 	var out []gateway.TLP
 	for _, t := range gateway.TLPs {
-		if decideTable(t, ConcernAddressed, ch).Verdict == Deliver {
+		if decideTable(t, ConcernAddressed, ch, true).Verdict == Deliver {
 			out = append(out, t)
 		}
 	}

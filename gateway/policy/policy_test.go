@@ -39,29 +39,35 @@ var (
 
 func TestDecideTable(t *testing.T) {
 	tests := []struct {
-		tlp     gateway.TLP
-		concern Concern
-		ch      gateway.Channel
-		want    Verdict
+		tlp      gateway.TLP
+		concern  Concern
+		ch       gateway.Channel
+		want     Verdict
+		upstream bool // from a source that is not the relay's own
 	}{
-		{gateway.TLPClear, ConcernCommunity, gateway.ChannelWebhook, Deliver},
-		{gateway.TLPGreen, ConcernCommunity, gateway.ChannelTAXII, Deliver},
-		{gateway.TLPGreen, ConcernNone, gateway.ChannelWebhook, Deny},
-		{gateway.TLPAmber, ConcernCommunity, gateway.ChannelWebhook, Deny},
-		{gateway.TLPAmber, ConcernSector, gateway.ChannelMISPPull, Deliver},
-		{gateway.TLPAmber, ConcernOwner, gateway.ChannelFeed, Deliver},
-		{gateway.TLPAmberStrict, ConcernSector, gateway.ChannelWebhook, Deny},
-		{gateway.TLPAmberStrict, ConcernOwner, gateway.ChannelWebhook, Deliver},
-		{gateway.TLPAmberStrict, ConcernAddressed, gateway.ChannelEmail, Deliver},
-		{gateway.TLPRed, ConcernAddressed, gateway.ChannelWebhook, Deny},
-		{gateway.TLPRed, ConcernAddressed, gateway.ChannelEmail, Deny},
-		{gateway.TLPRed, ConcernAddressed, gateway.ChannelMISPPull, Deny},
-		{gateway.TLP("PURPLE"), ConcernAddressed, gateway.ChannelWebhook, Deny},
-		{gateway.TLPClear, ConcernAddressed, gateway.ChannelPublic, Deny}, // not a constituent channel
+		{gateway.TLPClear, ConcernCommunity, gateway.ChannelWebhook, Deliver, false},
+		{gateway.TLPGreen, ConcernCommunity, gateway.ChannelTAXII, Deliver, false},
+		{gateway.TLPGreen, ConcernNone, gateway.ChannelWebhook, Deny, false},
+		{gateway.TLPAmber, ConcernCommunity, gateway.ChannelWebhook, Deny, false},
+		{gateway.TLPAmber, ConcernSector, gateway.ChannelMISPPull, Deliver, false},
+		{gateway.TLPAmber, ConcernOwner, gateway.ChannelFeed, Deliver, false},
+		{gateway.TLPAmberStrict, ConcernSector, gateway.ChannelWebhook, Deny, false},
+		{gateway.TLPAmberStrict, ConcernOwner, gateway.ChannelWebhook, Deliver, false},
+		{gateway.TLPAmberStrict, ConcernAddressed, gateway.ChannelEmail, Deliver, false},
+		{gateway.TLPRed, ConcernAddressed, gateway.ChannelWebhook, Deny, false},
+		{gateway.TLPRed, ConcernAddressed, gateway.ChannelEmail, Deny, false},
+		{gateway.TLPRed, ConcernAddressed, gateway.ChannelMISPPull, Deny, false},
+		{gateway.TLP("PURPLE"), ConcernAddressed, gateway.ChannelWebhook, Deny, false},
+		{gateway.TLPClear, ConcernAddressed, gateway.ChannelPublic, Deny, false}, // not a constituent channel
+		// From an upstream source the relay is the AMBER+STRICT recipient organisation.
+		{gateway.TLPAmberStrict, ConcernOwner, gateway.ChannelWebhook, Hold, true},
+		{gateway.TLPAmberStrict, ConcernAddressed, gateway.ChannelMISPPull, Hold, true},
+		{gateway.TLPAmberStrict, ConcernSector, gateway.ChannelWebhook, Deny, true},
+		{gateway.TLPAmber, ConcernOwner, gateway.ChannelWebhook, Deliver, true},
 	}
 	for _, tt := range tests {
-		t.Run(string(tt.tlp)+"/"+tt.concern.String()+"/"+string(tt.ch), func(t *testing.T) {
-			d := decideTable(tt.tlp, tt.concern, tt.ch)
+		t.Run(string(tt.tlp)+"/"+tt.concern.String()+"/"+string(tt.ch)+map[bool]string{true: "/upstream"}[tt.upstream], func(t *testing.T) {
+			d := decideTable(tt.tlp, tt.concern, tt.ch, !tt.upstream)
 			if d.Verdict != tt.want {
 				t.Fatalf("verdict %s (rule %q), want %s", d.Verdict, d.Rule, tt.want)
 			}

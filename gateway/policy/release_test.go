@@ -24,7 +24,8 @@ func TestHeld(t *testing.T) {
 		{"green reaches the community", gateway.Event{TLP: gateway.TLPGreen, Kind: gateway.KindIntel}, cs, 0, false, ""},
 		{"amber with a sector", gateway.Event{TLP: gateway.TLPAmber, Kind: gateway.KindIntel, Sectors: []string{"health"}}, cs, 2, false, ""},
 		{"amber without sector or owner", gateway.Event{TLP: gateway.TLPAmber, Kind: gateway.KindIntel}, cs, 0, true, "no recipient"},
-		{"amber+strict with an owner", gateway.Event{TLP: gateway.TLPAmberStrict, Kind: gateway.KindIntel, Indicators: owned}, cs, 1, false, ""},
+		{"amber+strict from an own source with an owner", gateway.Event{TLP: gateway.TLPAmberStrict, Kind: gateway.KindIntel, Indicators: owned, Source: gateway.SourceRef{Own: true}}, cs, 1, false, ""},
+		{"amber+strict from upstream with an owner", gateway.Event{TLP: gateway.TLPAmberStrict, Kind: gateway.KindIntel, Indicators: owned}, cs, 0, true, "the relay is the recipient organisation"},
 		{"amber+strict with a sector only", gateway.Event{TLP: gateway.TLPAmberStrict, Kind: gateway.KindIntel, Sectors: []string{"health"}}, cs, 0, true, "no recipient"},
 		{"red to a named red person, delivered", gateway.Event{TLP: gateway.TLPRed, Kind: gateway.KindIntel, Addressees: named}, cs, 1, false, ""},
 		// Reachable by the table, but no e-mail channel made the delivery.
