@@ -242,7 +242,7 @@ func (p *Pipeline) planRoute(ev *gateway.Event, received time.Time) routing {
 	snap := p.reg.Current()
 	a := policy.Assess(ev, snap)
 	r := routing{snap: snap, a: a, ds: p.plan(a, snap, received)}
-	if hold, reason := a.Held(snap.Constituents, len(r.ds)); hold {
+	if hold, reason := a.Held(snap.Constituents, len(r.ds), p.cfg.Push); hold {
 		r.held = &store.HeldItem{EventID: ev.ID, Version: ev.Version(), TLP: ev.TLP, Title: ev.Title, Reason: reason, HeldAt: received}
 	}
 	return r
@@ -456,6 +456,15 @@ func (p *Pipeline) Release(ctx context.Context, eventID, by string, to []gateway
 		return released, len(ds), fmt.Errorf("audit release: %w", err)
 	}
 	return released, len(ds), nil
+}
+
+// Push returns the push channels that have a sink, for explanations.
+func (p *Pipeline) Push() policy.Push {
+	out := make(policy.Push, len(p.cfg.Push))
+	for ch, ok := range p.cfg.Push {
+		out[ch] = ok
+	}
+	return out
 }
 
 // channelName is ch as the admin API's messages name it.

@@ -267,23 +267,89 @@ func DecideAudience(ev *gateway.Event, ch gateway.Channel) Decision {
 	return deny(fmt.Sprintf("%s is not an audience channel", ch))
 }
 
-// Explain returns the decision for every channel for constituent c.
-func (a *Assessment) Explain(c *gateway.Constituent) []Decision {
+// Push says which push channels have a sink (pipeline.Config.Push): only
+// those can deliver, whatever the table allows.
+type Push map[gateway.Channel]bool
+
+// Explain returns the decision for every channel for constituent c, as it
+// would really turn out: a push channel says deliver only when the policy
+// allows it, the channel has a sink (push), c has an endpoint on it and its
+// subscriptions want the event. Identical lines for one channel (one per
+// contact) are given once.
+func (a *Assessment) Explain(c *gateway.Constituent, push Push) []Decision {
 	out := make([]Decision, 0, len(ConstituentChannels)+2)
-	for _, ch := range ConstituentChannels {
-		if ch == gateway.ChannelEmail && a.ev.TLP == gateway.TLPRed {
-			out = append(out, a.explainRedEmail(c))
-			continue
+	add := func(d Decision) {
+		for _, o := range out {
+			if o == d {
+				return
+			}
 		}
-		out = append(out, a.Decide(c, ch))
+		out = append(out, d)
+	}
+	for _, ch := range ConstituentChannels {
+		switch {
+		case ch == gateway.ChannelEmail && a.ev.TLP == gateway.TLPRed:
+			add(a.explainRedEmail(c, push))
+		case ch == gateway.ChannelEmail && len(c.Contacts) > 0:
+			for _, ct := range c.Contacts {
+				add(a.pushable(c, a.DecideContact(c, ct), push))
+			}
+		default:
+			add(a.pushable(c, a.Decide(c, ch), push))
+		}
 	}
 	for _, ch := range []gateway.Channel{gateway.ChannelCommunityList, gateway.ChannelPublic} {
-		out = append(out, DecideAudience(a.ev, ch))
+		add(DecideAudience(a.ev, ch))
 	}
 	return out
 }
 
-func (a *Assessment) explainRedEmail(c *gateway.Constituent) Decision {
+// pushable turns a push channel's Deliver into Deny when nothing would be
+// sent: no sink for the channel, no endpoint of c's on it, or c's
+// subscriptions exclude the event. Pull channels and other verdicts pass.
+func (a *Assessment) pushable(c *gateway.Constituent, d Decision, push Push) Decision {
+	if d.Verdict != Deliver {
+		return d
+	}
+	var missing string
+	switch d.Channel {
+	case gateway.ChannelWebhook:
+		switch {
+		case !push[gateway.ChannelWebhook]:
+			missing = "the webhook channel is not configured"
+		case len(c.Webhooks) == 0:
+			missing = "no webhook configured"
+		}
+	case gateway.ChannelEmail:
+		switch {
+		case !push[gateway.ChannelEmail]:
+			missing = "no e-mail relay configured"
+		case len(c.Contacts) == 0:
+			missing = "no contact configured"
+		}
+	case gateway.ChannelMISPPush:
+		switch {
+		case !push[gateway.ChannelMISPPush]:
+			missing = "the MISP push channel is not configured"
+		case c.MISPPush == nil || c.MISPPush.URL == "":
+			missing = "no MISP push URL"
+		}
+	default:
+		return d
+	}
+	if missing == "" {
+		if ok, why := Subscribed(a.ev, c); !ok {
+			missing = why
+		}
+	}
+	if missing == "" {
+		return d
+	}
+	return Decision{Channel: d.Channel, Verdict: Deny, Rule: missing + "; the policy would allow: " + d.Rule}
+}
+
+func (a *Assessment) explainRedEmail(c *gateway.Constituent, push Push) Decision {
+	ch := gateway.ChannelEmail
 	var named []string
 	for _, ct := range c.Contacts {
 		if DecideRedPerson(a.ev, ct).Verdict == Deliver {
@@ -291,9 +357,15 @@ func (a *Assessment) explainRedEmail(c *gateway.Constituent) Decision {
 		}
 	}
 	if len(named) == 0 {
-		return Decision{Channel: gateway.ChannelEmail, Verdict: Deny, Rule: "TLP:RED: no contact of this constituent is a named person with red: true"}
+		return Decision{Channel: ch, Verdict: Deny, Rule: "TLP:RED: no contact of this constituent is a named person with red: true"}
 	}
-	return Decision{Channel: gateway.ChannelEmail, Verdict: Deliver, Rule: "TLP:RED to named persons only: " + strings.Join(named, ", ")}
+	if !push[ch] {
+		return Decision{Channel: ch, Verdict: Deny, Rule: "TLP:RED: no e-mail relay configured to reach the named persons: " + strings.Join(named, ", ")}
+	}
+	if ok, why := Subscribed(a.ev, c); !ok {
+		return Decision{Channel: ch, Verdict: Deny, Rule: why + "; TLP:RED would go to the named persons: " + strings.Join(named, ", ")}
+	}
+	return Decision{Channel: ch, Verdict: Deliver, Rule: "TLP:RED to named persons only: " + strings.Join(named, ", ")}
 }
 
 // Project returns the event as constituent c may see it: a notification keeps
@@ -414,13 +486,18 @@ func (a *Assessment) Reachable(cs []gateway.Constituent) bool {
 // Held reports whether routing must hold the event for the analysts, and why:
 // the table lets nobody receive it, or it is TLP:RED and routing made no
 // delivery (deliveries counts them), which means no named person marked red
-// is reachable over a configured channel.
-func (a *Assessment) Held(cs []gateway.Constituent, deliveries int) (bool, string) {
+// is reachable over a configured channel (push names the channels with a
+// sink, so the reason can say whether the e-mail relay is missing).
+func (a *Assessment) Held(cs []gateway.Constituent, deliveries int, push Push) (bool, string) {
 	red := a.ev.TLP == gateway.TLPRed
-	if a.Reachable(cs) && (!red || deliveries > 0) {
+	reachable := a.Reachable(cs)
+	if reachable && (!red || deliveries > 0) {
 		return false, ""
 	}
 	if red {
+		if reachable && !push[gateway.ChannelEmail] {
+			return true, "TLP:RED: named persons with red: true exist, but no e-mail relay is configured"
+		}
 		return true, "TLP:RED with no named person (red: true) reachable by e-mail"
 	}
 	if a.ev.TLP == gateway.TLPAmberStrict && !a.ev.Source.Own {

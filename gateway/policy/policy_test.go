@@ -3,6 +3,7 @@ package policy
 import (
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/schakel/schakel/gateway"
@@ -150,7 +151,7 @@ func TestRedNamedPersons(t *testing.T) {
 	if d := a.DecideContact(&consB, consB.Contacts[0]); d.Verdict != Deny {
 		t.Fatalf("red person not named allowed: %+v", d)
 	}
-	for _, d := range a.Explain(&consA) {
+	for _, d := range a.Explain(&consA, Push{gateway.ChannelEmail: true}) {
 		if d.Channel != gateway.ChannelEmail && d.Verdict == Deliver {
 			t.Fatalf("RED deliverable over %s", d.Channel)
 		}
@@ -235,5 +236,61 @@ func TestProjectionAddressees(t *testing.T) {
 	}
 	if len(ev.Addressees) != 5 {
 		t.Fatal("a projection changed the assessed event")
+	}
+}
+
+// Explain says deliver for a push channel only when something would be sent.
+func TestExplainTellsTheTruth(t *testing.T) {
+	all := Push{gateway.ChannelWebhook: true, gateway.ChannelEmail: true, gateway.ChannelMISPPush: true}
+	hooked := gateway.Constituent{ID: "a", Name: "A", Contacts: []gateway.Contact{{Email: "soc@a.example"}, {Email: "noc@a.example"}, {Email: "ciso@a.example", Red: true}},
+		Webhooks: []gateway.Webhook{{URL: "https://a.example/hook"}}, MISPPush: &gateway.MISPPush{URL: "https://misp.a.example"}}
+	bare := gateway.Constituent{ID: "a", Name: "A"}
+	picky := hooked
+	picky.Subscriptions = gateway.Subscriptions{Kinds: []gateway.Kind{gateway.KindAdvisory}}
+	owned := []gateway.Indicator{{Type: gateway.TypeIPv4, Value: "192.0.2.10"}}
+	amber := &gateway.Event{Kind: gateway.KindIntel, TLP: gateway.TLPAmber, Indicators: owned}
+	red := &gateway.Event{Kind: gateway.KindIntel, TLP: gateway.TLPRed, Addressees: []gateway.Addressee{{Email: "ciso@a.example"}}}
+	strict := &gateway.Event{Kind: gateway.KindIntel, TLP: gateway.TLPAmberStrict, Indicators: owned}
+	ownStrict := &gateway.Event{Kind: gateway.KindIntel, TLP: gateway.TLPAmberStrict, Indicators: owned, Source: gateway.SourceRef{Own: true}}
+	tests := []struct {
+		name    string
+		ev      *gateway.Event
+		c       gateway.Constituent
+		push    Push
+		ch      gateway.Channel
+		verdict Verdict
+		rule    string // the rule starts with this
+	}{
+		{"webhook delivers", amber, hooked, all, gateway.ChannelWebhook, Deliver, "TLP:AMBER"},
+		{"no webhook", amber, bare, all, gateway.ChannelWebhook, Deny, "no webhook configured"},
+		{"no webhook channel", amber, hooked, Push{gateway.ChannelEmail: true}, gateway.ChannelWebhook, Deny, "the webhook channel is not configured"},
+		{"no contact", amber, bare, all, gateway.ChannelEmail, Deny, "no contact configured"},
+		{"no e-mail relay", amber, hooked, Push{gateway.ChannelWebhook: true}, gateway.ChannelEmail, Deny, "no e-mail relay configured"},
+		{"no MISP push URL", amber, bare, all, gateway.ChannelMISPPush, Deny, "no MISP push URL"},
+		{"MISP push delivers", amber, hooked, all, gateway.ChannelMISPPush, Deliver, "TLP:AMBER"},
+		{"not subscribed", amber, picky, all, gateway.ChannelWebhook, Deny, "subscriptions: kind intel"},
+		{"pull views need no sink", amber, bare, nil, gateway.ChannelTAXII, Deliver, "TLP:AMBER"},
+		{"red to a named person", red, hooked, all, gateway.ChannelEmail, Deliver, "TLP:RED to named persons only: ciso@a.example"},
+		{"red without the relay", red, hooked, Push{gateway.ChannelWebhook: true}, gateway.ChannelEmail, Deny, "TLP:RED: no e-mail relay configured"},
+		{"red without a named red person", red, bare, all, gateway.ChannelEmail, Deny, "TLP:RED: no contact of this constituent is a named person"},
+		{"strict from upstream", strict, hooked, all, gateway.ChannelWebhook, Hold, RuleStrictHeld},
+		{"strict from an own source", ownStrict, hooked, all, gateway.ChannelWebhook, Deliver, "TLP:AMBER+STRICT to addressed or owner, " + RuleStrictOwn},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lines := Assess(tt.ev, owner).Explain(&tt.c, tt.push)
+			var got []Decision
+			for _, d := range lines {
+				if d.Channel == tt.ch {
+					got = append(got, d)
+				}
+			}
+			if len(got) != 1 {
+				t.Fatalf("%d lines for %s, want one: %+v", len(got), tt.ch, got)
+			}
+			if got[0].Verdict != tt.verdict || !strings.HasPrefix(got[0].Rule, tt.rule) {
+				t.Fatalf("%s: %s %q, want %s %q…", tt.ch, got[0].Verdict, got[0].Rule, tt.verdict, tt.rule)
+			}
+		})
 	}
 }
