@@ -67,6 +67,10 @@ type SourceRef struct {
 	Org    string `json:"org,omitempty"`
 	Format string `json:"format,omitempty"`
 	Ref    string `json:"ref,omitempty"`
+	// Own records that the source is the relay's own (gateway.Source.Own).
+	// The pipeline sets it on ingest, whatever the input says, so it
+	// survives storage and the send-time re-check agrees with routing.
+	Own bool `json:"own,omitempty"`
 }
 
 // Assessment keeps the source's own scale (NCSC kans/schade, or urgency).

@@ -9,6 +9,10 @@ type Source struct {
 	Name       string
 	DefaultTLP TLP
 	Format     string
+	// Own is true for a source the relay's own analysts author (config
+	// own: true). Only such a source's AMBER+STRICT events leave the relay;
+	// from any other source the relay is the recipient organisation.
+	Own bool
 }
 
 // IngestStatus is what became of an ingested event.

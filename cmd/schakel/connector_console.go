@@ -20,7 +20,7 @@ func setupConsole(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) 
 	}
 	c, err := console.New(console.Options{Sources: sources,
 		Redis: g.rdb, Prefix: cfg.Redis.Prefix, Store: g.Store, Audit: g.Audit, Outbox: g.Outbox,
-		Releaser: g.Pipeline, Destinations: g.Egress, Registry: g.Registry, Limiter: g.Limiter, AdminKeys: cfg.Admin.Keys,
+		Releaser: g.Pipeline, Push: g.Pipeline.Push(), Destinations: g.Egress, Registry: g.Registry, Limiter: g.Limiter, AdminKeys: cfg.Admin.Keys,
 		Secure: strings.HasPrefix(strings.ToLower(cfg.PublicURL), "https://"), Log: g.log.With("component", "console"),
 	})
 	if err != nil {

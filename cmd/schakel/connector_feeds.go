@@ -19,7 +19,7 @@ func setupFeeds(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) er
 		switch s.Type {
 		case "csaf":
 			src, err := csaf.NewSource(csaf.Options{
-				Name: s.Name, URL: s.URL, DefaultTLP: s.DefaultTLP, Interval: s.Interval.Duration,
+				Name: s.Name, URL: s.URL, DefaultTLP: s.DefaultTLP, Own: s.Own, Interval: s.Interval.Duration,
 				UserAgent: "Schakel/" + version, Log: g.log, Metrics: g.Metrics, Client: g.Egress.Client(60 * time.Second),
 			}, g.Pipeline, g.Store, g.Audit)
 			if err != nil {
@@ -33,7 +33,7 @@ func setupFeeds(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) er
 				return fmt.Errorf("sources[%d] (%s): %w", i, s.Name, err)
 			}
 			src, err := csv.NewSource(csv.Options{
-				Name: s.Name, Path: s.Path, URL: s.URL, Profile: profile, DefaultTLP: s.DefaultTLP,
+				Name: s.Name, Path: s.Path, URL: s.URL, Profile: profile, DefaultTLP: s.DefaultTLP, Own: s.Own,
 				Interval: s.Interval.Duration, UserAgent: "Schakel/" + version, Log: g.log, Metrics: g.Metrics,
 				Client: g.Egress.Client(5 * time.Minute),
 			}, g.Pipeline, g.Store, g.Audit, func() policy.Owners { return g.Registry.Current() })

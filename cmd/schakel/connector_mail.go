@@ -30,7 +30,7 @@ func setupMail(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) err
 			}
 			src, err := mail.NewIMAPSource(mail.IMAPOptions{
 				Name: s.Name, Address: s.Address, TLS: mode, Username: s.Username, Password: s.Password,
-				Mailbox: s.Mailbox, Interval: s.Interval.Duration, DefaultTLP: s.DefaultTLP,
+				Mailbox: s.Mailbox, Interval: s.Interval.Duration, DefaultTLP: s.DefaultTLP, Own: s.Own,
 				Pipeline: g.Pipeline, Decode: decode, Cursors: g.Store, Audit: g.Audit,
 				Redis: g.rdb, Prefix: cfg.Redis.Prefix, Log: g.log,
 			})
@@ -44,7 +44,7 @@ func setupMail(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) err
 				return fmt.Errorf("sources[%d] (%s): tls: the SMTP intake has no certificate setting yet; use tls: none and let a TLS-terminating MTA relay to it", i, s.Name)
 			}
 			in, err := mail.NewSMTPIntake(mail.SMTPIntakeOptions{
-				Name: s.Name, Listen: s.Listen, Recipients: s.Recipients, DefaultTLP: s.DefaultTLP,
+				Name: s.Name, Listen: s.Listen, Recipients: s.Recipients, DefaultTLP: s.DefaultTLP, Own: s.Own,
 				Pipeline: g.Pipeline, Decode: decode, Log: g.log,
 			})
 			if err != nil {
@@ -96,6 +96,7 @@ func emailChannel(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) 
 	w.cleanup.push("channel email", sink.Close)
 	return nil
 }
+
 // registryContacts finds a named person's key among the constituents'
 // contacts, read at send time from the current registry snapshot.
 type registryContacts struct{ g *Gateway }

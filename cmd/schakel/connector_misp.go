@@ -41,7 +41,7 @@ func setupMISP(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) err
 			continue
 		}
 		w.claim(s.Name)
-		sources = append(sources, misp.Source{Name: s.Name, DefaultTLP: s.DefaultTLP})
+		sources = append(sources, misp.Source{Name: s.Name, DefaultTLP: s.DefaultTLP, Own: s.Own})
 		if s.URL == "" {
 			continue
 		}
@@ -51,7 +51,7 @@ func setupMISP(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) err
 			return fmt.Errorf("sources[%d] (%s): %w", i, s.Name, err)
 		}
 		p, err := misp.NewPoller(misp.PollerOptions{
-			Source: s.Name, DefaultTLP: s.DefaultTLP, Client: client, Interval: s.Interval.Duration,
+			Source: s.Name, DefaultTLP: s.DefaultTLP, Own: s.Own, Client: client, Interval: s.Interval.Duration,
 			Tags: s.Tags, Cursors: g.Store, Ingest: g.Pipeline, Redis: g.rdb, Prefix: cfg.Redis.Prefix, Log: g.log,
 		})
 		if err != nil {

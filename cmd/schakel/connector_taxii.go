@@ -19,7 +19,7 @@ func setupTAXII(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) er
 	// ingested as that source, with its default TLP.
 	sources := make(map[string]gateway.Source, len(cfg.Sources))
 	for _, s := range cfg.Sources {
-		sources[s.Name] = gateway.Source{Name: s.Name, DefaultTLP: s.DefaultTLP, Format: "stix"}
+		sources[s.Name] = gateway.Source{Name: s.Name, DefaultTLP: s.DefaultTLP, Format: "stix", Own: s.Own}
 	}
 	srv := taxii.NewServer(taxii.Options{
 		Views: g.Views, Events: g.Store, Ingest: g.Pipeline, Redis: g.rdb, Prefix: cfg.Redis.Prefix,
@@ -38,7 +38,7 @@ func setupTAXII(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) er
 			return fmt.Errorf("sources[%d] (%s): %w", i, s.Name, err)
 		}
 		p, err := taxii.NewPoller(taxii.PollerOptions{
-			Source: gateway.Source{Name: s.Name, DefaultTLP: s.DefaultTLP, Format: "stix"},
+			Source: gateway.Source{Name: s.Name, DefaultTLP: s.DefaultTLP, Format: "stix", Own: s.Own},
 			URL:    s.URL, Collection: s.Collection, Username: s.Username, Password: s.Password, Token: s.Key,
 			Interval: s.Interval.Duration, Ingest: g.Pipeline, Cursors: g.Store, HTTP: hc,
 			UserAgent: "Schakel/" + version, Log: g.log,

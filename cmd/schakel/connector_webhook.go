@@ -31,7 +31,7 @@ func setupWebhook(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) 
 			continue
 		}
 		w.claim(s.Name)
-		sources = append(sources, webhook.IngestSource{Name: s.Name, DefaultTLP: s.DefaultTLP, Format: s.Format, Secret: s.Secret})
+		sources = append(sources, webhook.IngestSource{Name: s.Name, DefaultTLP: s.DefaultTLP, Own: s.Own, Format: s.Format, Secret: s.Secret})
 	}
 	parsers := map[string]webhook.Parser{
 		"misp": parser(misp.Decode),

@@ -74,7 +74,7 @@ redis: {url: %q, prefix: %q}
 admin: {keys_file: admin.keys}
 tlp: {default: AMBER}
 sources:
-  - {name: partner-api, type: api, default_tlp: AMBER}
+  - {name: partner-api, type: api, default_tlp: AMBER, own: true}  # own: the tests' AMBER+STRICT reaches owners only from an own source
   - {name: partner-hook, type: webhook, secret_file: hook.secret, format: canonical}
 channels:
   webhook: {timeout: 2s, max_attempts: 4}
@@ -288,6 +288,22 @@ func TestAcceptancePolicyRouting(t *testing.T) {
 	h.do("GET", "/api/v1/explain?event="+health+"&constituent=b", testAdminKey, nil, 200, &ex)
 	if ex.Concern != "sector" {
 		t.Errorf("explain B/health concern %q", ex.Concern)
+	}
+	// It says deliver only where something is sent: B has a webhook, but
+	// this gateway has no e-mail relay and B no MISP push URL.
+	want := map[string]string{"webhook": "deliver", "email": "deny: no e-mail relay configured", "misp_push": "deny: no MISP push URL"}
+	for _, c := range ex.Channels {
+		w, ok := want[c.Channel]
+		if !ok {
+			continue
+		}
+		delete(want, c.Channel)
+		if got := c.Verdict + ": " + c.Rule; !strings.HasPrefix(got, w) {
+			t.Errorf("explain B/health over %s: %q, want %q…", c.Channel, got, w)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("explain B/health lacks %v", want)
 	}
 
 	// 6. the same version again is a duplicate and delivers nothing; a newer one is delivered.

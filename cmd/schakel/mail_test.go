@@ -45,7 +45,8 @@ func writeMailConfig(t *testing.T, dir string, r *redistest.Redis, c mailConf) s
 	fmt.Fprintf(&b, "listen: 127.0.0.1:0\negress: {allow: [127.0.0.0/8]}\npublic_url: https://schakel.example.org\nredis: {url: %q, prefix: %q}\n", r.URL, r.Prefix)
 	b.WriteString("admin: {keys_file: admin.keys}\ntlp: {default: AMBER}\nconstituents_file: constituents.yaml\n")
 	b.WriteString("outbox: {reclaim_idle: 3s, base_backoff: 200ms, max_backoff: 1s, poll_interval: 100ms}\nsources:\n")
-	b.WriteString("  - {name: partner-api, type: api, default_tlp: AMBER}\n")
+	// own: AMBER+STRICT reaches its addressee only from one of the relay's own sources.
+	b.WriteString("  - {name: partner-api, type: api, default_tlp: AMBER, own: true}\n")
 	if c.box != nil {
 		writeFile(t, dir, "imap.pw", c.box.Password+"\n")
 		fmt.Fprintf(&b, "  - {name: advisories-mailbox, type: imap, address: %q, tls: none, username: %s, password_file: imap.pw, mailbox: INBOX, interval: 1s, default_tlp: AMBER}\n",

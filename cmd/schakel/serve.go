@@ -203,7 +203,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 
 	var sources []httpapi.SourceConfig
 	for _, s := range cfg.Sources {
-		sources = append(sources, httpapi.SourceConfig{Name: s.Name, Type: s.Type, DefaultTLP: s.DefaultTLP, Format: s.Format})
+		sources = append(sources, httpapi.SourceConfig{Name: s.Name, Type: s.Type, DefaultTLP: s.DefaultTLP, Own: s.Own, Format: s.Format})
 	}
 	g.HTTP = httpapi.New(httpapi.Options{
 		Redis: g.rdb, Store: g.Store, Audit: g.Audit, Outbox: g.Outbox, Pipeline: g.Pipeline, Registry: reg,

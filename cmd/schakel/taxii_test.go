@@ -107,7 +107,7 @@ limits: {ingest_per_minute: 100000}
 http: {body_limit: 4194304}
 outbox: {poll_interval: 100ms}
 sources:
-  - {name: partner-api, type: api, default_tlp: AMBER}
+  - {name: partner-api, type: api, default_tlp: AMBER, own: true}  # own: the tests' AMBER+STRICT reaches owners only from an own source
   - {name: misp-push, type: api, default_tlp: GREEN}
 %s
 constituents_file: constituents.yaml

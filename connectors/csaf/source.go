@@ -61,7 +61,9 @@ type Options struct {
 	Name       string      // source name (config sources[].name)
 	URL        string      // provider-metadata.json URL, or an origin for the well-known path
 	DefaultTLP gateway.TLP // for advisories that carry no TLP label
-	Interval   time.Duration
+	// Own: the relay's own analysts author this source (config own: true).
+	Own      bool
+	Interval time.Duration
 	// Client makes the requests; nil means one with a 60 s timeout.
 	Client      *http.Client
 	UserAgent   string
@@ -371,7 +373,7 @@ func (s *Source) process(ctx context.Context, e entry, keys openpgp.EntityList, 
 	}
 	var id string
 	for _, ev := range evs {
-		res, err := s.in.Ingest(ctx, gateway.Source{Name: s.opts.Name, DefaultTLP: s.opts.DefaultTLP, Format: csafmap.Format}, ev)
+		res, err := s.in.Ingest(ctx, gateway.Source{Name: s.opts.Name, DefaultTLP: s.opts.DefaultTLP, Format: csafmap.Format, Own: s.opts.Own}, ev)
 		var verr *gateway.ValidationError
 		if errors.As(err, &verr) {
 			return s.rejected(ctx, e.URL, prev, state{Listed: listed, SHA256: sum, Status: statusRejected, Reason: ReasonInvalid}, err, st)

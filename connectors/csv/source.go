@@ -79,7 +79,9 @@ type Options struct {
 	URL        string
 	Profile    csvmap.Profile
 	DefaultTLP gateway.TLP
-	Interval   time.Duration
+	// Own: the relay's own analysts author this source (config own: true).
+	Own      bool
+	Interval time.Duration
 	// MinAge is how long a file must have been left alone before it is
 	// read, so a report still being written is not read half.
 	MinAge    time.Duration
@@ -243,7 +245,7 @@ func (s *Source) ingest(ctx context.Context, name, ref string, data []byte, modi
 		s.reportRows(ctx, name, problems)
 	}
 	rows := len(ev.Indicators)
-	res, err := s.in.Ingest(ctx, gateway.Source{Name: s.opts.Name, DefaultTLP: s.opts.DefaultTLP, Format: csvmap.Format}, ev)
+	res, err := s.in.Ingest(ctx, gateway.Source{Name: s.opts.Name, DefaultTLP: s.opts.DefaultTLP, Format: csvmap.Format, Own: s.opts.Own}, ev)
 	if err != nil {
 		return Result{}, err
 	}

@@ -48,10 +48,12 @@ type IMAPOptions struct {
 	// 25 MiB.
 	MaxSize    int64
 	DefaultTLP gateway.TLP
-	Pipeline   gateway.Ingester
-	Decode     Decoder
-	Cursors    Cursors
-	Audit      Auditor
+	// Own: the relay's own analysts author this source (config own: true).
+	Own      bool
+	Pipeline gateway.Ingester
+	Decode   Decoder
+	Cursors  Cursors
+	Audit    Auditor
 	// Redis and Prefix give one replica at a time the mailbox; without
 	// Redis no lease is taken.
 	Redis  redis.UniversalClient
@@ -119,7 +121,7 @@ func NewIMAPSource(o IMAPOptions) (*IMAPSource, error) {
 	}
 	log := o.Log.With("source", o.Name, "connector", "imap")
 	s := &IMAPSource{o: o, log: log, retryMin: time.Second, retryMax: 2 * time.Minute,
-		in: &intake{src: gateway.Source{Name: o.Name, DefaultTLP: o.DefaultTLP, Format: "mail"}, ingest: o.Pipeline, decode: o.Decode, log: log}}
+		in: &intake{src: gateway.Source{Name: o.Name, DefaultTLP: o.DefaultTLP, Format: "mail", Own: o.Own}, ingest: o.Pipeline, decode: o.Decode, log: log}}
 	if o.Redis != nil {
 		prefix := o.Prefix
 		if prefix == "" {

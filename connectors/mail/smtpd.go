@@ -27,8 +27,10 @@ type SMTPIntakeOptions struct {
 	// Domain is named in the greeting; default the first recipient's domain.
 	Domain     string
 	DefaultTLP gateway.TLP
-	Pipeline   gateway.Ingester
-	Decode     Decoder
+	// Own: the relay's own analysts author this source (config own: true).
+	Own      bool
+	Pipeline gateway.Ingester
+	Decode   Decoder
 	// Timeout bounds reading a command or the message, and storing it;
 	// default 60s.
 	Timeout time.Duration
@@ -81,7 +83,7 @@ func NewSMTPIntake(o SMTPIntakeOptions) (*SMTPIntake, error) {
 	}
 	log := o.Log.With("source", o.Name, "connector", "smtp")
 	s := &SMTPIntake{o: o, rcpts: rcpts, log: log,
-		in: &intake{src: gateway.Source{Name: o.Name, DefaultTLP: o.DefaultTLP, Format: "mail"}, ingest: o.Pipeline, decode: o.Decode, log: log}}
+		in: &intake{src: gateway.Source{Name: o.Name, DefaultTLP: o.DefaultTLP, Format: "mail", Own: o.Own}, ingest: o.Pipeline, decode: o.Decode, log: log}}
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
 	srv.Domain = o.Domain
 	if srv.Domain == "" {

@@ -118,7 +118,13 @@ func newEnvOn(t testing.TB, r *redistest.Redis) *env {
 // ingest stores a canonical event through the pipeline.
 func (e *env) ingest(ev *gateway.Event) gateway.Result {
 	e.t.Helper()
-	res, err := e.pl.Ingest(context.Background(), gateway.Source{Name: "partner"}, ev)
+	return e.ingestFrom(gateway.Source{Name: "partner"}, ev)
+}
+
+// ingestFrom stores a canonical event from src through the pipeline.
+func (e *env) ingestFrom(src gateway.Source, ev *gateway.Event) gateway.Result {
+	e.t.Helper()
+	res, err := e.pl.Ingest(context.Background(), src, ev)
 	if err != nil {
 		e.t.Fatalf("ingest %s: %v", ev.ID, err)
 	}

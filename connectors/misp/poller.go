@@ -30,8 +30,10 @@ type Cursors interface {
 type PollerOptions struct {
 	Source     string // the source name events are ingested under
 	DefaultTLP gateway.TLP
-	Client     *Client
-	Interval   time.Duration // default 5m
+	// Own: the relay's own analysts author this source (config own: true).
+	Own      bool
+	Client   *Client
+	Interval time.Duration // default 5m
 	// Tags filter the upstream index like a MISP pull rule: "tlp:clear"
 	// (any of these) and "!tlp:red" (none of these). They are sent to the
 	// upstream and checked again here.
@@ -251,7 +253,7 @@ func (p *Poller) pull(ctx context.Context, e IndexEntry) (gateway.IngestStatus, 
 	if len(problems) > 0 {
 		p.o.Log.Warn("misp pull: parts of the event were rejected", "event_uuid", e.UUID, "problems", len(problems), "first", problems[0].Error())
 	}
-	res, err := p.o.Ingest.Ingest(ctx, gateway.Source{Name: p.o.Source, DefaultTLP: p.o.DefaultTLP, Format: mispmap.Format}, ev)
+	res, err := p.o.Ingest.Ingest(ctx, gateway.Source{Name: p.o.Source, DefaultTLP: p.o.DefaultTLP, Format: mispmap.Format, Own: p.o.Own}, ev)
 	if err != nil {
 		return "", fmt.Errorf("ingest %s: %w", e.UUID, err)
 	}

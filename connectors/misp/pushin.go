@@ -173,7 +173,7 @@ func (s *Server) save(c *fiber.Ctx, target string) error {
 			return saveFailed(c, fiber.StatusForbidden, what, errNotNewer+" (The event came from another source; this server keeps that copy.)")
 		}
 	}
-	res, err := s.o.Ingest.Ingest(c.UserContext(), gateway.Source{Name: src.Name, DefaultTLP: src.DefaultTLP, Format: mispmap.Format}, ev)
+	res, err := s.o.Ingest.Ingest(c.UserContext(), gateway.Source{Name: src.Name, DefaultTLP: src.DefaultTLP, Format: mispmap.Format, Own: src.Own}, ev)
 	var ve *gateway.ValidationError
 	if errors.As(err, &ve) {
 		msgs := make([]string, len(ve.Fields))

@@ -47,6 +47,8 @@ type Org struct {
 type Source struct {
 	Name       string
 	DefaultTLP gateway.TLP
+	// Own: the relay's own analysts author this source (config own: true).
+	Own bool
 }
 
 // Options wire a Server.

@@ -26,7 +26,7 @@ const (
 	idHealth = "10000000-0000-4000-8000-000000000003" // AMBER, sector health (B)
 	idNotif  = "10000000-0000-4000-8000-000000000004" // AMBER notification: A and B own one IP each
 	idRed    = "10000000-0000-4000-8000-000000000005"
-	idStrict = "10000000-0000-4000-8000-000000000006" // AMBER+STRICT addressed to A
+	idStrict = "10000000-0000-4000-8000-000000000006" // AMBER+STRICT addressed to A, from an own source
 	idAmber  = "10000000-0000-4000-8000-000000000007" // AMBER, nobody concerned (held)
 )
 
@@ -42,7 +42,8 @@ func seed(e *env) {
 	e.ingest(red)
 	s := ev(idStrict, gateway.KindIntel, gateway.TLPAmberStrict, t0.Add(5*time.Minute), "203.0.113.5")
 	s.Addressees = []gateway.Addressee{{Constituent: "a"}}
-	e.ingest(s)
+	// Only AMBER+STRICT the relay's own analysts author reaches A.
+	e.ingestFrom(gateway.Source{Name: "partner", Own: true}, s)
 	e.ingest(ev(idAmber, gateway.KindIntel, gateway.TLPAmber, t0.Add(6*time.Minute), "203.0.113.7"))
 }
 
@@ -587,5 +588,28 @@ func TestFeed(t *testing.T) {
 		if r := e.call("GET", "/feeds/misp/"+tc.id+".json", "", nil, tc.hdr...); r.code != tc.want {
 			t.Errorf("feed %s with %v = %d, want %d", tc.id, tc.hdr, r.code, tc.want)
 		}
+	}
+}
+
+// AMBER+STRICT from an upstream source stops at the relay: the addressed
+// constituent does not see it in any view; from an own source it does.
+func TestAmberStrictFromUpstreamNotServed(t *testing.T) {
+	e := newEnv(t)
+	up := ev("20000000-0000-4000-8000-000000000001", gateway.KindIntel, gateway.TLPAmberStrict, t0, "192.0.2.77")
+	up.Addressees = []gateway.Addressee{{Constituent: "a"}}
+	if res := e.ingest(up); !res.Held {
+		t.Fatalf("upstream AMBER+STRICT not held: %+v", res)
+	}
+	own := ev("20000000-0000-4000-8000-000000000002", gateway.KindIntel, gateway.TLPAmberStrict, t0.Add(time.Minute), "192.0.2.78")
+	own.Addressees = []gateway.Addressee{{Constituent: "a"}}
+	e.ingestFrom(gateway.Source{Name: "analysts", Own: true}, own)
+	if r := e.call("GET", "/events/view/"+up.ID, e.keyA, nil); r.code != 404 {
+		t.Errorf("upstream AMBER+STRICT served to the addressed constituent: %d", r.code)
+	}
+	if r := e.call("GET", "/events/view/"+own.ID, e.keyA, nil); r.code != 200 {
+		t.Errorf("own AMBER+STRICT not served to the addressed constituent: %d", r.code)
+	}
+	if r := e.call("GET", "/feeds/misp/"+up.ID+".json", e.keyA, nil); r.code == 200 {
+		t.Errorf("upstream AMBER+STRICT in the addressed constituent's feed")
 	}
 }

@@ -233,6 +233,7 @@ func visibilityEvents(e *env) {
 	red.Addressees = []gateway.Addressee{{Constituent: "a"}}
 	strict := event("57410000-0000-4000-8000-000000000006", gateway.TLPAmberStrict, gateway.KindIntel, "203.0.113.6")
 	strict.Addressees = []gateway.Addressee{{Constituent: "a"}}
+	strict.Source.Own = true // only AMBER+STRICT the relay's own analysts author reaches A
 	for i, ev := range []*gateway.Event{clear, green, health, notif, red, strict} {
 		e.put(ev, t0.Add(time.Duration(i)*time.Second))
 	}

@@ -19,6 +19,7 @@ const IngestPath = "/api/v1/ingest/:source"
 type IngestSource struct {
 	Name       string
 	DefaultTLP gateway.TLP
+	Own        bool   // the relay's own analysts author it (config own: true)
 	Format     string // body format: canonical (default), misp, stix, csaf
 	Secret     string // signing secret (whsec_…)
 }
@@ -87,7 +88,7 @@ func (in *Ingest) post(c *fiber.Ctx) error {
 	if format == "" {
 		format = "canonical"
 	}
-	gsrc := gateway.Source{Name: src.Name, DefaultTLP: src.DefaultTLP, Format: format}
+	gsrc := gateway.Source{Name: src.Name, DefaultTLP: src.DefaultTLP, Format: format, Own: src.Own}
 	if format == "canonical" {
 		return in.canonical(c, gsrc, body)
 	}

@@ -175,6 +175,11 @@ type Source struct {
 	// tag, severity, report_type) to a feed's headers; "a|b" lists
 	// alternatives. With profile shadowserver it overrides single columns.
 	Columns map[string]string `json:"columns" yaml:"columns"`
+
+	// Own marks a source the relay's own analysts author: its AMBER+STRICT
+	// events go to addressed and owning constituents; from any other
+	// source the relay is the recipient organisation and holds them.
+	Own bool `json:"own" yaml:"own"`
 }
 
 // Channels configures the outbound channels.

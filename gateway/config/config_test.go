@@ -198,6 +198,20 @@ func TestParseTLPDefaultFlowsToSources(t *testing.T) {
 	}
 }
 
+func TestParseOwnSource(t *testing.T) {
+	clearEnv(t)
+	cfg, err := config.Parse([]byte("sources: [{name: analysts, type: api, own: true}, {name: partner, type: api}]\n"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Sources[0].Own || cfg.Sources[1].Own {
+		t.Errorf("own: %v, %v; want true for analysts only", cfg.Sources[0].Own, cfg.Sources[1].Own)
+	}
+	if _, err := config.Parse([]byte("sources: [{name: a, type: api, own: yes please}]\n"), ""); err == nil || !strings.Contains(err.Error(), "own") {
+		t.Errorf("a non-boolean own: %v, want an error naming own", err)
+	}
+}
+
 // writeArchitectureConfig writes the ARCHITECTURE §8 example with its
 // /etc/schakel secrets moved into dir, and those secret files.
 func writeArchitectureConfig(t *testing.T, dir string) []byte {

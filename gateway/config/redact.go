@@ -131,6 +131,9 @@ func (s Source) LogValue() slog.Value {
 	}
 	add("type", r.Type)
 	add("default_tlp", string(r.DefaultTLP))
+	if r.Own {
+		attrs = append(attrs, slog.Bool("own", true))
+	}
 	add("format", r.Format)
 	add("url", r.URL)
 	add("secret", r.Secret)

@@ -32,6 +32,7 @@ import (
 	"github.com/schakel/schakel/gateway/audit"
 	"github.com/schakel/schakel/gateway/limit"
 	"github.com/schakel/schakel/gateway/outbox"
+	"github.com/schakel/schakel/gateway/policy"
 	"github.com/schakel/schakel/gateway/registry"
 	"github.com/schakel/schakel/gateway/store"
 )
@@ -76,6 +77,9 @@ type Options struct {
 	Audit    *audit.Log
 	Outbox   *outbox.Outbox
 	Releaser Releaser
+	// Push names the push channels that have a sink, so explanations say
+	// deliver only where something would be sent.
+	Push     policy.Push
 	Registry *registry.Registry
 	Limiter  *limit.Limiter
 	// AdminKeys are the configured admin keys; store keys with RoleAdmin are

@@ -330,7 +330,7 @@ func (c *Console) event(ctx *fiber.Ctx) error {
 		}
 		sub, why := policy.Subscribed(ev, kp)
 		rows = append(rows, explainRow{Constituent: kp, Concern: a.Concern(kp), Owned: len(a.OwnedBy(kp.ID)), Subscribed: sub,
-			Why: why, Channels: a.Explain(kp), Selected: kp.ID == sel})
+			Why: why, Channels: a.Explain(kp, c.o.Push), Selected: kp.ID == sel})
 	}
 	// Most concerned first, so the constituents the event is about lead.
 	sort.SliceStable(rows, func(i, j int) bool {

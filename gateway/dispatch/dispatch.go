@@ -219,12 +219,7 @@ func (d *Dispatcher) Handler(ch gateway.Channel, sink Sink) outbox.Handler {
 			return outbox.Permanent(err)
 		}
 		ev := a.Event()
-		project := func() *gateway.Event {
-			if c != nil {
-				return a.Project(c)
-			}
-			return policy.ProjectAudience(ev)
-		}
+		project := func() *gateway.Event { return a.ProjectFor(dl.Recipient, c) }
 		if lim := d.limitFor(ch, c); lim.Rate > 0 {
 			key := string(ch) + ":" + dl.Recipient.String() + ":" + dl.Target
 			dec, err := d.limiter.Allow(ctx, key, lim)

@@ -171,3 +171,40 @@ func TestReleasedDeliveriesRecheck(t *testing.T) {
 		})
 	}
 }
+
+// Every copy a constituent or a released person receives shows only that
+// recipient among the addressees: no other constituent, no named person.
+func TestDeliveredCopyHidesOtherAddressees(t *testing.T) {
+	st, _, d := setup(t, 0)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	ev := &gateway.Event{ID: "addr", Kind: gateway.KindIntel, Title: "t", TLP: gateway.TLPAmber, Source: gateway.SourceRef{Name: "s"}, Created: now, Modified: now,
+		Addressees: []gateway.Addressee{{Constituent: "a"}, {Constituent: "other"}, {Email: "ciso@other.example", Name: "Carol Other"}}}
+	if _, err := st.PutEvent(ctx, ev, now); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		dl   gateway.Delivery
+		want string
+	}{
+		{"constituent webhook", gateway.Delivery{ID: "d1", Recipient: gateway.ConstituentRecipient("a"), Channel: gateway.ChannelWebhook, Target: "https://a.example/hook"},
+			`[{"constituent":"a"}]`},
+		{"released named person", gateway.Delivery{ID: "d2", Recipient: gateway.PersonRecipient("ciso@other.example"), Channel: gateway.ChannelEmail, Target: "ciso@other.example", Released: true},
+			`[{"email":"ciso@other.example","name":"Carol Other"}]`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dl := tt.dl
+			dl.EventID, dl.Version, dl.TLP, dl.Rule, dl.Attempt = ev.ID, ev.Version(), ev.TLP, "test", 1
+			s := &sink{}
+			if res := d.Handler(dl.Channel, s)(ctx, dl); res.Status() != outbox.StatusDelivered {
+				t.Fatalf("delivery: %s %v", res.Status(), res.Err())
+			}
+			got, _ := json.Marshal(s.got[0].Addressees)
+			if string(got) != tt.want {
+				t.Fatalf("addressees %s, want %s", got, tt.want)
+			}
+		})
+	}
+}

@@ -250,9 +250,13 @@ func (s *Server) explain(c *fiber.Ctx) error {
 	}
 	a := policy.Assess(ev, snap)
 	sub, why := policy.Subscribed(ev, k)
+	var push policy.Push
+	if s.o.Pipeline != nil {
+		push = s.o.Pipeline.Push()
+	}
 	return c.JSON(ExplainResponse{
 		Event: ev.ID, Version: ev.Version(), Constituent: k.ID, TLP: ev.TLP, Concern: a.Concern(k),
-		Owned: len(a.OwnedBy(k.ID)), Subscribed: sub, Subscription: why, Channels: a.Explain(k),
+		Owned: len(a.OwnedBy(k.ID)), Subscribed: sub, Subscription: why, Channels: a.Explain(k, push),
 	})
 }
 

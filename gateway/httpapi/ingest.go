@@ -104,5 +104,5 @@ func pipelineSource(src SourceConfig) gateway.Source {
 	if format == "" {
 		format = "canonical"
 	}
-	return gateway.Source{Name: src.Name, DefaultTLP: src.DefaultTLP, Format: format}
+	return gateway.Source{Name: src.Name, DefaultTLP: src.DefaultTLP, Format: format, Own: src.Own}
 }

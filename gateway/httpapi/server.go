@@ -36,7 +36,9 @@ type SourceConfig struct {
 	Name       string
 	Type       string // api, webhook, misp, …
 	DefaultTLP gateway.TLP
-	Format     string
+	// Own: the relay's own analysts author this source (config own: true).
+	Own    bool
+	Format string
 }
 
 // Limiter is the per-key ingest limiter.

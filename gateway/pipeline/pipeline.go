@@ -180,6 +180,7 @@ func (p *Pipeline) prepare(src gateway.Source, ev *gateway.Event, received time.
 	}
 	stamped := ev.Created.IsZero() && ev.Modified.IsZero()
 	ev.Source.Name = src.Name // a source can only speak for itself
+	ev.Source.Own = src.Own   // and cannot claim to be the relay
 	if ev.Source.Format == "" {
 		ev.Source.Format = src.Format
 	}
@@ -267,7 +268,7 @@ func (p *Pipeline) planRoute(ev *gateway.Event, received time.Time) routing {
 	snap := p.reg.Current()
 	a := policy.Assess(ev, snap)
 	r := routing{snap: snap, a: a, ds: p.plan(a, snap, received)}
-	if hold, reason := a.Held(snap.Constituents, len(r.ds)); hold {
+	if hold, reason := a.Held(snap.Constituents, len(r.ds), p.cfg.Push); hold {
 		r.held = &store.HeldItem{EventID: ev.ID, Version: ev.Version(), TLP: ev.TLP, Title: ev.Title, Reason: reason, HeldAt: received}
 	}
 	return r
@@ -481,6 +482,15 @@ func (p *Pipeline) Release(ctx context.Context, eventID, by string, to []gateway
 		return released, len(ds), fmt.Errorf("audit release: %w", err)
 	}
 	return released, len(ds), nil
+}
+
+// Push returns the push channels that have a sink, for explanations.
+func (p *Pipeline) Push() policy.Push {
+	out := make(policy.Push, len(p.cfg.Push))
+	for ch, ok := range p.cfg.Push {
+		out[ch] = ok
+	}
+	return out
 }
 
 // channelName is ch as the admin API's messages name it.

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -51,6 +52,8 @@ func randEvent(r *rand.Rand, n int) *gateway.Event {
 	kinds := []gateway.Kind{gateway.KindAdvisory, gateway.KindIntel, gateway.KindNotification, gateway.KindIncident}
 	ev := &gateway.Event{ID: "e", Kind: kinds[r.IntN(len(kinds))], Title: "t", TLP: gateway.TLPs[r.IntN(len(gateway.TLPs))]}
 	ev.Modified = ev.Created
+	// Half the events come from one of the relay's own sources.
+	ev.Source.Own = r.IntN(2) == 0
 	if r.IntN(2) == 0 {
 		ev.Sectors = []string{sectors[r.IntN(len(sectors))]}
 	}
@@ -58,7 +61,8 @@ func randEvent(r *rand.Rand, n int) *gateway.Event {
 		if r.IntN(2) == 0 {
 			ev.Addressees = append(ev.Addressees, gateway.Addressee{Constituent: fmt.Sprintf("c%02d", r.IntN(n+1))})
 		} else {
-			ev.Addressees = append(ev.Addressees, gateway.Addressee{Email: fmt.Sprintf("p%d@c%02d.example", r.IntN(2), r.IntN(n))})
+			pi, ci := r.IntN(2), r.IntN(n)
+			ev.Addressees = append(ev.Addressees, gateway.Addressee{Email: fmt.Sprintf("p%d@c%02d.example", pi, ci), Name: fmt.Sprintf("Person %d of C%02d", pi, ci)})
 		}
 	}
 	for range r.IntN(6) {
@@ -128,7 +132,8 @@ func oracleAllows(cs []gateway.Constituent, ev *gateway.Event, c *gateway.Consti
 	case gateway.TLPAmber:
 		return addressed || owner || sector
 	case gateway.TLPAmberStrict:
-		return addressed || owner
+		// The relay is the recipient organisation of STRICT from upstream.
+		return (addressed || owner) && ev.Source.Own
 	case gateway.TLPRed:
 		if ch != gateway.ChannelEmail {
 			return false
@@ -144,6 +149,41 @@ func oracleAllows(cs []gateway.Constituent, ev *gateway.Event, c *gateway.Consti
 		}
 	}
 	return false
+}
+
+// oracleLeak returns what a copy for recipient self shows of the other
+// addressees ("" when nothing): a constituent may see only
+// {"constituent": its own id}, a named person only itself, a list nobody.
+func oracleLeak(ev, copy *gateway.Event, self gateway.Recipient) string {
+	body, err := json.Marshal(copy)
+	if err != nil {
+		return err.Error()
+	}
+	text := string(body)
+	for _, ad := range ev.Addressees {
+		if ad.Constituent != "" && !(self.Kind == gateway.RecipientConstituent && ad.Constituent == self.ID) &&
+			strings.Contains(text, `"constituent":"`+ad.Constituent+`"`) {
+			return "constituent " + ad.Constituent
+		}
+		if ad.Email == "" || (self.Kind == gateway.RecipientPerson && ad.Email == self.ID) {
+			continue
+		}
+		if strings.Contains(text, ad.Email) {
+			return "address " + ad.Email
+		}
+		if ad.Name != "" && strings.Contains(text, ad.Name) {
+			return "name " + ad.Name
+		}
+	}
+	for _, ad := range copy.Addressees {
+		switch {
+		case self.Kind == gateway.RecipientConstituent && ad == gateway.Addressee{Constituent: self.ID}:
+		case self.Kind == gateway.RecipientPerson && ad.Constituent == "" && ad.Email == self.ID:
+		default:
+			return fmt.Sprintf("addressee %+v", ad)
+		}
+	}
+	return ""
 }
 
 func TestTLPProperty(t *testing.T) {
@@ -176,6 +216,9 @@ func TestTLPProperty(t *testing.T) {
 		ds := p.plan(a, snap, ev.Created)
 		for _, d := range ds {
 			if d.Recipient.Kind == gateway.RecipientList {
+				if leak := oracleLeak(ev, a.ProjectFor(d.Recipient, nil), d.Recipient); leak != "" {
+					t.Fatalf("iter %d: the copy for list %s shows %s", iter, d.Target, leak)
+				}
 				okPublic := ev.TLP == gateway.TLPClear
 				okCommunity := ev.TLP == gateway.TLPClear || ev.TLP == gateway.TLPGreen
 				if ev.Kind == gateway.KindNotification ||
@@ -191,8 +234,12 @@ func TestTLPProperty(t *testing.T) {
 			if d.TLP != ev.TLP {
 				t.Fatalf("iter %d: delivery TLP %s for a %s event", iter, d.TLP, ev.TLP)
 			}
-			// The projection never carries an indicator the recipient may not see.
-			proj := a.Project(c)
+			// The projection never carries an indicator the recipient may not
+			// see, nor another recipient's identity.
+			proj := a.ProjectFor(d.Recipient, c)
+			if leak := oracleLeak(ev, proj, d.Recipient); leak != "" {
+				t.Fatalf("iter %d: the copy for %s over %s shows %s", iter, d.Recipient, d.Channel, leak)
+			}
 			for _, ind := range proj.Indicators {
 				if ev.Kind == gateway.KindNotification && !oracleOwns(cs, c, ind.Value) {
 					t.Fatalf("iter %d: notification indicator %s projected to non-owner %s", iter, ind.Value, c.ID)
@@ -208,13 +255,30 @@ func TestTLPProperty(t *testing.T) {
 				if got != oracleAllows(cs, ev, c, ch, "") {
 					t.Fatalf("iter %d: %s decision for %s over %s is %v; oracle disagrees; event %+v", iter, ev.TLP, c.ID, ch, got, ev)
 				}
+				if got {
+					if leak := oracleLeak(ev, a.Project(c), gateway.ConstituentRecipient(c.ID)); leak != "" {
+						t.Fatalf("iter %d: the %s view of %s shows %s", iter, ch, c.ID, leak)
+					}
+				}
 				if !got {
 					denied++
 				}
 			}
 		}
+		// A named person an admin may release the event to sees only itself.
+		for _, ad := range ev.Addressees {
+			if ad.Email != "" {
+				who := gateway.PersonRecipient(ad.Email)
+				if leak := oracleLeak(ev, a.ProjectFor(who, nil), who); leak != "" {
+					t.Fatalf("iter %d: the copy for %s shows %s", iter, ad.Email, leak)
+				}
+			}
+		}
 		for _, ch := range []gateway.Channel{gateway.ChannelPublic, gateway.ChannelCommunityList} {
 			if policy.DecideAudience(ev, ch).Verdict == policy.Deliver {
+				if leak := oracleLeak(ev, policy.ProjectAudience(ev), gateway.Recipient{}); leak != "" {
+					t.Fatalf("iter %d: the %s copy shows %s", iter, ch, leak)
+				}
 				if ev.Kind == gateway.KindNotification || ev.TLP.Rank() > gateway.TLPGreen.Rank() || (ch == gateway.ChannelPublic && ev.TLP != gateway.TLPClear) {
 					t.Fatalf("iter %d: %s %s allowed on %s", iter, ev.TLP, ev.Kind, ch)
 				}

@@ -166,14 +166,22 @@ var ConstituentChannels = []gateway.Channel{
 // contacts as an organisation; TLP:RED e-mail goes only to named persons
 // (DecideContact). Subscriptions are not considered here (see Subscribed).
 func (a *Assessment) Decide(c *gateway.Constituent, ch gateway.Channel) Decision {
-	d := decideTable(a.ev.TLP, a.Concern(c), ch)
+	d := decideTable(a.ev.TLP, a.Concern(c), ch, a.ev.Source.Own)
 	if d.Verdict == Deliver && a.ev.Kind == gateway.KindNotification && len(a.owned[c.ID]) == 0 && a.Concern(c) != ConcernAddressed {
 		return Decision{Channel: ch, Verdict: Deny, Rule: "notification: no indicator matches the constituent's assets"}
 	}
 	return d
 }
 
-func decideTable(tlp gateway.TLP, concern Concern, ch gateway.Channel) Decision {
+// Rules of the AMBER+STRICT row that depend on who authored the event.
+const (
+	RuleStrictHeld = "held: AMBER+STRICT from an upstream source; the relay is the recipient organisation"
+	RuleStrictOwn  = "own source: delivered with 'recipient organisation only'"
+)
+
+// decideTable applies the §4 table. own says the event comes from one of the
+// relay's own sources: only then does AMBER+STRICT leave the relay.
+func decideTable(tlp gateway.TLP, concern Concern, ch gateway.Channel, own bool) Decision {
 	if !slices.Contains(ConstituentChannels, ch) {
 		return Decision{Channel: ch, Verdict: Deny, Rule: fmt.Sprintf("%s is not a constituent channel", ch)}
 	}
@@ -192,7 +200,10 @@ func decideTable(tlp gateway.TLP, concern Concern, ch gateway.Channel) Decision 
 		return deny(fmt.Sprintf("TLP:AMBER needs concern addressed, owner or sector (concern %s)", concern))
 	case gateway.TLPAmberStrict:
 		if concern >= ConcernOwner {
-			d := deliver(fmt.Sprintf("TLP:AMBER+STRICT to addressed or owner (concern %s)", concern))
+			if !own {
+				return Decision{Channel: ch, Verdict: Hold, Rule: fmt.Sprintf("%s (concern %s)", RuleStrictHeld, concern)}
+			}
+			d := deliver(fmt.Sprintf("TLP:AMBER+STRICT to addressed or owner, %s (concern %s)", RuleStrictOwn, concern))
 			d.Handling = HandlingStrict
 			return d
 		}
@@ -256,23 +267,89 @@ func DecideAudience(ev *gateway.Event, ch gateway.Channel) Decision {
 	return deny(fmt.Sprintf("%s is not an audience channel", ch))
 }
 
-// Explain returns the decision for every channel for constituent c.
-func (a *Assessment) Explain(c *gateway.Constituent) []Decision {
+// Push says which push channels have a sink (pipeline.Config.Push): only
+// those can deliver, whatever the table allows.
+type Push map[gateway.Channel]bool
+
+// Explain returns the decision for every channel for constituent c, as it
+// would really turn out: a push channel says deliver only when the policy
+// allows it, the channel has a sink (push), c has an endpoint on it and its
+// subscriptions want the event. Identical lines for one channel (one per
+// contact) are given once.
+func (a *Assessment) Explain(c *gateway.Constituent, push Push) []Decision {
 	out := make([]Decision, 0, len(ConstituentChannels)+2)
-	for _, ch := range ConstituentChannels {
-		if ch == gateway.ChannelEmail && a.ev.TLP == gateway.TLPRed {
-			out = append(out, a.explainRedEmail(c))
-			continue
+	add := func(d Decision) {
+		for _, o := range out {
+			if o == d {
+				return
+			}
 		}
-		out = append(out, a.Decide(c, ch))
+		out = append(out, d)
+	}
+	for _, ch := range ConstituentChannels {
+		switch {
+		case ch == gateway.ChannelEmail && a.ev.TLP == gateway.TLPRed:
+			add(a.explainRedEmail(c, push))
+		case ch == gateway.ChannelEmail && len(c.Contacts) > 0:
+			for _, ct := range c.Contacts {
+				add(a.pushable(c, a.DecideContact(c, ct), push))
+			}
+		default:
+			add(a.pushable(c, a.Decide(c, ch), push))
+		}
 	}
 	for _, ch := range []gateway.Channel{gateway.ChannelCommunityList, gateway.ChannelPublic} {
-		out = append(out, DecideAudience(a.ev, ch))
+		add(DecideAudience(a.ev, ch))
 	}
 	return out
 }
 
-func (a *Assessment) explainRedEmail(c *gateway.Constituent) Decision {
+// pushable turns a push channel's Deliver into Deny when nothing would be
+// sent: no sink for the channel, no endpoint of c's on it, or c's
+// subscriptions exclude the event. Pull channels and other verdicts pass.
+func (a *Assessment) pushable(c *gateway.Constituent, d Decision, push Push) Decision {
+	if d.Verdict != Deliver {
+		return d
+	}
+	var missing string
+	switch d.Channel {
+	case gateway.ChannelWebhook:
+		switch {
+		case !push[gateway.ChannelWebhook]:
+			missing = "the webhook channel is not configured"
+		case len(c.Webhooks) == 0:
+			missing = "no webhook configured"
+		}
+	case gateway.ChannelEmail:
+		switch {
+		case !push[gateway.ChannelEmail]:
+			missing = "no e-mail relay configured"
+		case len(c.Contacts) == 0:
+			missing = "no contact configured"
+		}
+	case gateway.ChannelMISPPush:
+		switch {
+		case !push[gateway.ChannelMISPPush]:
+			missing = "the MISP push channel is not configured"
+		case c.MISPPush == nil || c.MISPPush.URL == "":
+			missing = "no MISP push URL"
+		}
+	default:
+		return d
+	}
+	if missing == "" {
+		if ok, why := Subscribed(a.ev, c); !ok {
+			missing = why
+		}
+	}
+	if missing == "" {
+		return d
+	}
+	return Decision{Channel: d.Channel, Verdict: Deny, Rule: missing + "; the policy would allow: " + d.Rule}
+}
+
+func (a *Assessment) explainRedEmail(c *gateway.Constituent, push Push) Decision {
+	ch := gateway.ChannelEmail
 	var named []string
 	for _, ct := range c.Contacts {
 		if DecideRedPerson(a.ev, ct).Verdict == Deliver {
@@ -280,39 +357,86 @@ func (a *Assessment) explainRedEmail(c *gateway.Constituent) Decision {
 		}
 	}
 	if len(named) == 0 {
-		return Decision{Channel: gateway.ChannelEmail, Verdict: Deny, Rule: "TLP:RED: no contact of this constituent is a named person with red: true"}
+		return Decision{Channel: ch, Verdict: Deny, Rule: "TLP:RED: no contact of this constituent is a named person with red: true"}
 	}
-	return Decision{Channel: gateway.ChannelEmail, Verdict: Deliver, Rule: "TLP:RED to named persons only: " + strings.Join(named, ", ")}
+	if !push[ch] {
+		return Decision{Channel: ch, Verdict: Deny, Rule: "TLP:RED: no e-mail relay configured to reach the named persons: " + strings.Join(named, ", ")}
+	}
+	if ok, why := Subscribed(a.ev, c); !ok {
+		return Decision{Channel: ch, Verdict: Deny, Rule: why + "; TLP:RED would go to the named persons: " + strings.Join(named, ", ")}
+	}
+	return Decision{Channel: ch, Verdict: Deliver, Rule: "TLP:RED to named persons only: " + strings.Join(named, ", ")}
 }
 
 // Project returns the event as constituent c may see it: a notification keeps
-// only the indicators c owns; other kinds are shared whole. The result never
-// shares memory with the assessed event.
+// only the indicators c owns; other kinds are shared whole. Addressees show c
+// itself at most, as its constituent id, never other constituents or named
+// persons (not even c's own contacts). The result never shares memory with
+// the assessed event.
 func (a *Assessment) Project(c *gateway.Constituent) *gateway.Event {
+	var p *gateway.Event
 	if a.ev.Kind != gateway.KindNotification {
-		return a.ev.Clone()
+		p = a.ev.Clone()
+	} else {
+		idx := a.owned[c.ID]
+		out := *a.ev
+		out.Indicators = nil
+		p = out.Clone()
+		if len(idx) > 0 {
+			p.Indicators = make([]gateway.Indicator, 0, len(idx))
+			for _, i := range idx {
+				p.Indicators = append(p.Indicators, a.ev.Indicators[i].Clone())
+			}
+		}
+		if len(idx) < len(a.ev.Indicators) {
+			// Pass-through objects (STIX relationships and sightings, MISP
+			// objects) may describe the indicators of other constituents.
+			p.Extensions = nil
+		}
 	}
-	idx := a.owned[c.ID]
-	out := *a.ev
-	out.Indicators = nil
-	p := out.Clone()
-	if len(idx) > 0 {
-		p.Indicators = make([]gateway.Indicator, 0, len(idx))
-		for _, i := range idx {
-			p.Indicators = append(p.Indicators, a.ev.Indicators[i].Clone())
+	p.Addressees = nil
+	if addressed(a.ev, c) {
+		p.Addressees = []gateway.Addressee{{Constituent: c.ID}}
+	}
+	return p
+}
+
+// ProjectAudience returns the event as an audience channel (lists, public and
+// community views) may carry it: no addressees, and notifications carry no
+// indicators (they are denied there anyway).
+func ProjectAudience(ev *gateway.Event) *gateway.Event {
+	p := ev.Clone()
+	p.Addressees = nil
+	if ev.Kind == gateway.KindNotification {
+		p.Indicators, p.Extensions = nil, nil
+	}
+	return p
+}
+
+// ProjectPerson returns the event as a named person an admin released it to
+// may see it: like an audience copy, but addressees show the person itself
+// when it is named there.
+func ProjectPerson(ev *gateway.Event, email string) *gateway.Event {
+	p := ProjectAudience(ev)
+	for _, ad := range ev.Addressees {
+		if ad.Email != "" && strings.EqualFold(ad.Email, email) {
+			p.Addressees = []gateway.Addressee{{Email: ad.Email, Name: ad.Name}}
+			break
 		}
 	}
 	return p
 }
 
-// ProjectAudience returns the event as an audience channel may carry it.
-// Notifications carry no indicators there (and are denied anyway).
-func ProjectAudience(ev *gateway.Event) *gateway.Event {
-	p := ev.Clone()
-	if ev.Kind == gateway.KindNotification {
-		p.Indicators = nil
+// ProjectFor returns the event as recipient r may see it; c is r's
+// constituent when r is one. Every outbound push copy is made here.
+func (a *Assessment) ProjectFor(r gateway.Recipient, c *gateway.Constituent) *gateway.Event {
+	switch {
+	case r.Kind == gateway.RecipientConstituent && c != nil:
+		return a.Project(c)
+	case r.Kind == gateway.RecipientPerson:
+		return ProjectPerson(a.ev, r.ID)
 	}
-	return p
+	return ProjectAudience(a.ev)
 }
 
 // Subscribed reports whether c's subscriptions let the event be pushed to it
@@ -367,14 +491,26 @@ func (a *Assessment) Reachable(cs []gateway.Constituent) bool {
 // Held reports whether routing must hold the event for the analysts, and why:
 // the table lets nobody receive it, or it is TLP:RED and routing made no
 // delivery (deliveries counts them), which means no named person marked red
-// is reachable over a configured channel.
-func (a *Assessment) Held(cs []gateway.Constituent, deliveries int) (bool, string) {
+// is reachable over a configured channel (push names the channels with a
+// sink, so the reason can say whether the e-mail relay is missing).
+func (a *Assessment) Held(cs []gateway.Constituent, deliveries int, push Push) (bool, string) {
 	red := a.ev.TLP == gateway.TLPRed
-	if a.Reachable(cs) && (!red || deliveries > 0) {
+	reachable := a.Reachable(cs)
+	if reachable && (!red || deliveries > 0) {
 		return false, ""
 	}
 	if red {
+		if reachable && !push[gateway.ChannelEmail] {
+			return true, "TLP:RED: named persons with red: true exist, but no e-mail relay is configured"
+		}
 		return true, "TLP:RED with no named person (red: true) reachable by e-mail"
+	}
+	if a.ev.TLP == gateway.TLPAmberStrict && !a.ev.Source.Own {
+		for i := range cs {
+			if a.Decide(&cs[i], gateway.ChannelMISPPull).Verdict == Hold {
+				return true, RuleStrictHeld
+			}
+		}
 	}
 	return true, "the policy lets no recipient receive this event"
 }
@@ -385,7 +521,7 @@ func (a *Assessment) Held(cs []gateway.Constituent, deliveries int) (bool, strin
 func PullTLPs(ch gateway.Channel) []gateway.TLP {
 	var out []gateway.TLP
 	for _, t := range gateway.TLPs {
-		if decideTable(t, ConcernAddressed, ch).Verdict == Deliver {
+		if decideTable(t, ConcernAddressed, ch, true).Verdict == Deliver {
 			out = append(out, t)
 		}
 	}

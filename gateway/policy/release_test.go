@@ -20,22 +20,29 @@ func TestHeld(t *testing.T) {
 		deliveries int
 		want       bool
 		reason     string // a word the reason must contain
+		push       Push   // the push channels with a sink (all when nil)
 	}{
-		{"green reaches the community", gateway.Event{TLP: gateway.TLPGreen, Kind: gateway.KindIntel}, cs, 0, false, ""},
-		{"amber with a sector", gateway.Event{TLP: gateway.TLPAmber, Kind: gateway.KindIntel, Sectors: []string{"health"}}, cs, 2, false, ""},
-		{"amber without sector or owner", gateway.Event{TLP: gateway.TLPAmber, Kind: gateway.KindIntel}, cs, 0, true, "no recipient"},
-		{"amber+strict with an owner", gateway.Event{TLP: gateway.TLPAmberStrict, Kind: gateway.KindIntel, Indicators: owned}, cs, 1, false, ""},
-		{"amber+strict with a sector only", gateway.Event{TLP: gateway.TLPAmberStrict, Kind: gateway.KindIntel, Sectors: []string{"health"}}, cs, 0, true, "no recipient"},
-		{"red to a named red person, delivered", gateway.Event{TLP: gateway.TLPRed, Kind: gateway.KindIntel, Addressees: named}, cs, 1, false, ""},
+		{"green reaches the community", gateway.Event{TLP: gateway.TLPGreen, Kind: gateway.KindIntel}, cs, 0, false, "", nil},
+		{"amber with a sector", gateway.Event{TLP: gateway.TLPAmber, Kind: gateway.KindIntel, Sectors: []string{"health"}}, cs, 2, false, "", nil},
+		{"amber without sector or owner", gateway.Event{TLP: gateway.TLPAmber, Kind: gateway.KindIntel}, cs, 0, true, "no recipient", nil},
+		{"amber+strict from an own source with an owner", gateway.Event{TLP: gateway.TLPAmberStrict, Kind: gateway.KindIntel, Indicators: owned, Source: gateway.SourceRef{Own: true}}, cs, 1, false, "", nil},
+		{"amber+strict from upstream with an owner", gateway.Event{TLP: gateway.TLPAmberStrict, Kind: gateway.KindIntel, Indicators: owned}, cs, 0, true, "the relay is the recipient organisation", nil},
+		{"amber+strict with a sector only", gateway.Event{TLP: gateway.TLPAmberStrict, Kind: gateway.KindIntel, Sectors: []string{"health"}}, cs, 0, true, "no recipient", nil},
+		{"red to a named red person, delivered", gateway.Event{TLP: gateway.TLPRed, Kind: gateway.KindIntel, Addressees: named}, cs, 1, false, "", nil},
 		// Reachable by the table, but no e-mail channel made the delivery.
-		{"red to a named red person, no delivery", gateway.Event{TLP: gateway.TLPRed, Kind: gateway.KindIntel, Addressees: named}, cs, 0, true, "TLP:RED"},
-		{"red without a named person", gateway.Event{TLP: gateway.TLPRed, Kind: gateway.KindIntel, Indicators: owned}, cs, 0, true, "TLP:RED"},
-		{"clear with no constituents", gateway.Event{TLP: gateway.TLPClear, Kind: gateway.KindIntel}, nil, 0, false, ""},
-		{"unknown label", gateway.Event{TLP: "PURPLE", Kind: gateway.KindIntel, Indicators: owned}, cs, 0, true, "no recipient"},
+		{"red to a named red person, no delivery", gateway.Event{TLP: gateway.TLPRed, Kind: gateway.KindIntel, Addressees: named}, cs, 0, true, "TLP:RED", nil},
+		{"red to a named red person, no e-mail relay", gateway.Event{TLP: gateway.TLPRed, Kind: gateway.KindIntel, Addressees: named}, cs, 0, true, "no e-mail relay", Push{gateway.ChannelWebhook: true}},
+		{"red without a named person", gateway.Event{TLP: gateway.TLPRed, Kind: gateway.KindIntel, Indicators: owned}, cs, 0, true, "TLP:RED", nil},
+		{"clear with no constituents", gateway.Event{TLP: gateway.TLPClear, Kind: gateway.KindIntel}, nil, 0, false, "", nil},
+		{"unknown label", gateway.Event{TLP: "PURPLE", Kind: gateway.KindIntel, Indicators: owned}, cs, 0, true, "no recipient", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			held, reason := Assess(&tt.ev, owner).Held(tt.cs, tt.deliveries)
+			push := tt.push
+			if push == nil {
+				push = Push{gateway.ChannelWebhook: true, gateway.ChannelEmail: true, gateway.ChannelMISPPush: true}
+			}
+			held, reason := Assess(&tt.ev, owner).Held(tt.cs, tt.deliveries, push)
 			if held != tt.want {
 				t.Fatalf("held %v (%q), want %v", held, reason, tt.want)
 			}
