@@ -192,6 +192,26 @@ func TestLimitsOnRequests(t *testing.T) {
 	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("over the ingest limit: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
+
+	// A webhook source has its own budget of the same size.
+	for i := range 4 {
+		body, _ := json.Marshal(event(fmt.Sprintf("eeeeeeee-0000-4000-8000-00000000002%d", i), "advisory", "GREEN", nil))
+		req, _ := http.NewRequest("POST", h.base+"/api/v1/ingest/partner-hook", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		signWebhook(t, req, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", fmt.Sprintf("msg_%d", i), body)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		want := 202
+		if i == 3 {
+			want = 429
+		}
+		if resp.StatusCode != want || (want == 429 && resp.Header.Get("Retry-After") == "") {
+			t.Fatalf("signed webhook %d: %d, Retry-After %q, want %d", i, resp.StatusCode, resp.Header.Get("Retry-After"), want)
+		}
+	}
 }
 
 // One partner must not rewrite another's warning by reusing its id.

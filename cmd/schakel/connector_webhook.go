@@ -40,6 +40,7 @@ func setupWebhook(_ context.Context, g *Gateway, cfg *config.Config, w *wiring) 
 	}
 	ingest := webhook.NewIngest(webhook.IngestOptions{
 		Ingest: g.Pipeline, Sources: sources, Parsers: parsers, Metrics: g.Metrics, BodyLimit: cfg.HTTP.BodyLimit,
+		Redis: g.rdb, Prefix: cfg.Redis.Prefix, Limiter: g.leasing, IngestPerMinute: cfg.Limits.IngestPerMinute, Log: g.log,
 	})
 	w.mounts = append(w.mounts, func(app *fiber.App, auth *httpapi.Auth) { ingest.Mount(app, auth) })
 	return nil

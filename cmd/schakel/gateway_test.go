@@ -387,7 +387,7 @@ func TestAcceptanceSignedWebhookIngest(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, harnessOpts{})
 	body, _ := json.Marshal(event("77777777-7777-4777-8777-777777777777", "advisory", "CLEAR", nil))
-	post := func(secret string) int {
+	post := func(secret string) (int, string) {
 		req, _ := http.NewRequest("POST", h.base+"/api/v1/ingest/partner-hook", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		signWebhook(t, req, secret, "msg_1", body)
@@ -395,14 +395,19 @@ func TestAcceptanceSignedWebhookIngest(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
-		return resp.StatusCode
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
 	}
-	if got := post("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="); got != 401 {
+	if got, _ := post("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="); got != 401 {
 		t.Fatalf("wrong secret: %d", got)
 	}
-	if got := post("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"); got != 202 {
+	if got, _ := post("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"); got != 202 {
 		t.Fatalf("signed webhook: %d", got)
+	}
+	// The same message again is a replay, answered without ingesting.
+	if got, b := post("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"); got != 200 || b != `{"status":"duplicate"}` {
+		t.Fatalf("replayed webhook: %d %s", got, b)
 	}
 	if err := h.a.WaitFor(1, 10*time.Second); err != nil {
 		t.Fatal(err)

@@ -74,6 +74,9 @@ type Gateway struct {
 	HTTP     *httpapi.Server
 	Metrics  *metrics.Metrics
 	Limiter  *limit.Limiter
+	// leasing is the ingest limiter the HTTP API applies per key; webhook
+	// ingest applies it per source.
+	leasing *limit.Leasing
 	// Egress judges every outbound connection (sources, webhooks, pushes).
 	Egress *egress.Policy
 
@@ -172,7 +175,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 		MaxBackoff: cfg.Outbox.MaxBackoff.Duration, Block: cfg.Outbox.PollInterval.Duration,
 	})
 	g.Views = views.New(g.rdb, prefix, g.Store, reg)
-	g.Metrics, g.Limiter = m, limiter
+	g.Metrics, g.Limiter, g.leasing = m, limiter, leasing
 
 	// Connectors declare their channels first: routing creates deliveries
 	// only for channels with a sink. Their sources, routes and runners then
