@@ -88,6 +88,11 @@ type Lister interface {
 // One replica at a time: others skip while the lock is held.
 func (v *Views) Reindex(ctx context.Context, all Lister) (int, error) {
 	snap := v.reg.Current()
+	// The index already stands for this registry (a restart without a
+	// change, or another replica got there first): nothing to redo.
+	if stamp, err := v.rdb.Get(ctx, v.key("regver")).Int64(); err == nil && stamp == snap.Version {
+		return 0, nil
+	}
 	lock := v.key("reindex", "lock")
 	ok, err := v.rdb.SetNX(ctx, lock, snap.Version, 10*time.Minute).Result()
 	if err != nil || !ok {

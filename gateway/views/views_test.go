@@ -213,6 +213,10 @@ func TestReindexRestoresFastPath(t *testing.T) {
 	if got := fmt.Sprint(ids(t, f, views.Viewer{Audience: views.Constituent, Constituent: "a"})); got != "[m]" {
 		t.Errorf("A sees %s after reindex", got)
 	}
+	// Under the same registry again (a restart), nothing is redone.
+	if n, err := f.v.Reindex(ctx, f.st); err != nil || n != 0 {
+		t.Errorf("second reindex under the same registry: %d %v; want 0", n, err)
+	}
 }
 
 // An update replaces only its own entry: other events sharing the view keep
