@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -287,4 +289,45 @@ func FuzzConvert(f *testing.F) {
 			t.Fatalf("%s→%s: exit %d: %s", from, to, code, stderr)
 		}
 	})
+}
+
+// MISP → STIX keeps MISP's ids, as misp-stix does: the event's uuid is the
+// report's, each attribute's uuid its indicator's or observed-data's; and
+// STIX → STIX keeps every id of the source.
+func TestConvertKeepsIDs(t *testing.T) {
+	in := readConvertFixture(t, fixtureMISP)
+	code, out, errs := runConvert(t, in, "--from", "misp", "--to", "stix")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var uuids []string
+	for _, m := range regexp.MustCompile(`"uuid":\s*"([0-9a-fA-F-]{36})"`).FindAllStringSubmatch(string(in), -1) {
+		uuids = append(uuids, strings.ToLower(m[1]))
+	}
+	kept := 0
+	for _, u := range uuids {
+		if strings.Contains(out, "--"+u+`"`) {
+			kept++
+		}
+	}
+	if kept == 0 || !strings.Contains(out, `"report--`) {
+		t.Fatalf("no MISP uuid became a STIX id:\n%s", out)
+	}
+	for _, typ := range []string{"indicator", "observed-data"} {
+		for _, m := range regexp.MustCompile(`"id":"`+typ+`--([0-9a-f-]{36})"`).FindAllStringSubmatch(out, -1) {
+			if !slices.Contains(uuids, m[1]) {
+				t.Errorf("%s--%s is not a MISP attribute uuid", typ, m[1])
+			}
+		}
+	}
+	in = readConvertFixture(t, fixtureSTIX)
+	code, out, errs = runConvert(t, in, "--from", "stix", "--to", "stix")
+	if code != 0 {
+		t.Fatalf("stix → stix: exit %d: %s", code, errs)
+	}
+	for _, m := range regexp.MustCompile(`"id":\s*"((?:indicator|threat-actor|malware|attack-pattern|relationship)--[0-9a-f-]{36})"`).FindAllStringSubmatch(string(in), -1) {
+		if !strings.Contains(out, `"`+m[1]+`"`) {
+			t.Errorf("stix → stix lost %s", m[1])
+		}
+	}
 }

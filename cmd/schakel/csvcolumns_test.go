@@ -15,12 +15,14 @@ import (
 	"github.com/schakel/schakel/mappings/csv"
 	"github.com/schakel/schakel/mappings/mail"
 	"github.com/schakel/schakel/mappings/misp"
+	"github.com/schakel/schakel/mappings/stix"
 )
 
 // One case per Shadowserver report type in the fixtures (three shared
 // IntelMQ fixtures and the synthetic sinkhole event report): the row's
 // address is the source side, and every non-empty column of every mapped
-// row reaches the mail warning, the webhook JSON and the MISP event.
+// row reaches the mail warning, the webhook JSON, the MISP event and the
+// STIX bundle.
 func TestShadowserverColumnsReachEveryOutput(t *testing.T) {
 	files, _ := filepath.Glob("../../mappings/csv/testdata/golden/*.csv")
 	if len(files) < 4 {
@@ -61,6 +63,12 @@ func TestShadowserverColumnsReachEveryOutput(t *testing.T) {
 				t.Fatal(err)
 			}
 
+			bundle, err := stix.Encode(ev, stix.EncodeOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			traffic := stixTraffic(t, bundle)
+
 			rows := validRows(data)
 			if len(rows) != len(ev.Indicators) || len(me.Object) != len(ev.Indicators) {
 				t.Fatalf("%d valid rows, %d indicators, %d MISP objects", len(rows), len(ev.Indicators), len(me.Object))
@@ -77,19 +85,82 @@ func TestShadowserverColumnsReachEveryOutput(t *testing.T) {
 				if obj.Name != "ip-port" || misp["ip-src"] != ind.Value || ind.Port != 0 && misp["src-port"] != strconv.Itoa(ind.Port) {
 					t.Errorf("row %d: MISP object %s %v, want ip-src %s src-port %d", i, obj.Name, misp, ind.Value, ind.Port)
 				}
+				nt, ok := traffic[ind.Value]
+				if !ok || ind.Port != 0 && nt.srcPort != ind.Port {
+					t.Errorf("row %d: STIX network-traffic %+v, want src_ref %s src_port %d", i, nt, ind.Value, ind.Port)
+				}
+				if d := ind.Attributes["dst_ip"]; d != "" && nt.dst != d {
+					t.Errorf("row %d: STIX dst_ref is %q, want the counterpart %s", i, nt.dst, d)
+				}
 				for col, v := range row {
 					v = strings.TrimSpace(v)
 					if v == "" {
 						continue
 					}
 					inMail, inHook, inMISP := columnShown(col, v, ind, hind, plain, obj, misp)
-					if !inMail || !inHook || !inMISP {
-						t.Errorf("row %d column %s=%q: mail %v, webhook %v, MISP %v", i, col, v, inMail, inHook, inMISP)
+					inSTIX := stixShows(bundle, col, v, ind)
+					if !inMail || !inHook || !inMISP || !inSTIX {
+						t.Errorf("row %d column %s=%q: mail %v, webhook %v, MISP %v, STIX %v", i, col, v, inMail, inHook, inMISP, inSTIX)
 					}
 				}
 			}
 		})
 	}
+}
+
+// trafficEnds is one network-traffic object with its ends resolved.
+type trafficEnds struct {
+	dst     string
+	srcPort int
+}
+
+// stixTraffic maps each source-side address in a bundle to its
+// network-traffic object.
+func stixTraffic(t *testing.T, bundle []byte) map[string]trafficEnds {
+	t.Helper()
+	var b struct {
+		Objects []struct {
+			Type    string `json:"type"`
+			ID      string `json:"id"`
+			Value   string `json:"value"`
+			SrcRef  string `json:"src_ref"`
+			DstRef  string `json:"dst_ref"`
+			SrcPort int    `json:"src_port"`
+		} `json:"objects"`
+	}
+	if err := json.Unmarshal(bundle, &b); err != nil {
+		t.Fatal(err)
+	}
+	values := map[string]string{}
+	for _, o := range b.Objects {
+		if o.Value != "" {
+			values[o.ID] = o.Value
+		}
+	}
+	out := map[string]trafficEnds{}
+	for _, o := range b.Objects {
+		if o.Type == "network-traffic" && o.SrcRef != "" {
+			out[values[o.SrcRef]] = trafficEnds{dst: values[o.DstRef], srcPort: o.SrcPort}
+		}
+	}
+	return out
+}
+
+// stixShows says whether a column's value is in the bundle: as a standard
+// property (address, port, ASN, time) or in x_schakel_attributes.
+func stixShows(bundle []byte, col, v string, ind gateway.Indicator) bool {
+	switch strings.ToLower(col) {
+	case "ip", "src_ip":
+		return strings.Contains(string(bundle), `"value":"`+ind.Value+`"`)
+	case "port", "src_port":
+		return ind.Port == 0 || strings.Contains(string(bundle), `"src_port":`+strconv.Itoa(ind.Port))
+	case "asn", "src_asn":
+		return ind.ASN == 0 || strings.Contains(string(bundle), strconv.FormatInt(ind.ASN, 10))
+	case "timestamp":
+		return ind.Observed.IsZero() || strings.Contains(string(bundle), ind.Observed.UTC().Format("2006-01-02T15:04:05"))
+	}
+	quoted, _ := json.Marshal(v)
+	return strings.Contains(string(bundle), strings.Trim(string(quoted), `"`))
 }
 
 // columnShown says whether a CSV column's value is in each output.

@@ -108,6 +108,22 @@ type (
 		XSchakelPriority   gateway.Priority    `json:"x_schakel_priority,omitempty"`
 		XSchakelAssessment *gateway.Assessment `json:"x_schakel_assessment,omitempty"`
 		XSchakelSectors    []string            `json:"x_schakel_sectors,omitempty"`
+		ExternalReferences []linkRef           `json:"external_references,omitempty"`
+	}
+	// linkRef is an external reference by URL (references, remediation links).
+	linkRef struct {
+		SourceName  string `json:"source_name"`
+		URL         string `json:"url,omitempty"`
+		Description string `json:"description,omitempty"`
+	}
+	courseOfActionObject struct {
+		common
+		Name               string    `json:"name"`
+		Description        string    `json:"description,omitempty"`
+		ExternalReferences []linkRef `json:"external_references,omitempty"`
+		ObjectMarkingRefs  []string  `json:"object_marking_refs"`
+		XSchakelCategory   string    `json:"x_schakel_category,omitempty"`
+		XSchakelProducts   []string  `json:"x_schakel_products,omitempty"`
 	}
 	indicatorObject struct {
 		common
@@ -393,6 +409,9 @@ func (e *encoder) finish() ([]Object, error) {
 	if a := ev.Assessment; a != nil && *a == (gateway.Assessment{}) {
 		r.XSchakelAssessment = nil
 	}
+	for _, ref := range ev.References {
+		r.ExternalReferences = append(r.ExternalReferences, linkRef{SourceName: "reference", URL: ref.URL, Description: ref.Summary})
+	}
 	if err := e.put(&e.head, r.ID, r.Type, r.Modified, r); err != nil {
 		return nil, err
 	}
@@ -435,7 +454,54 @@ func (e *encoder) content() error {
 			}
 		}
 	}
+	for _, rm := range ev.Remediations {
+		if err := e.remediation(rm); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// remediation writes advice as a course-of-action (misp-stix does the same
+// for MISP course-of-action objects); its id derives from its content.
+func (e *encoder) remediation(rm gateway.Remediation) error {
+	name := rm.Category
+	if name == "" {
+		name = "remediation"
+	}
+	o := courseOfActionObject{
+		common:            e.common("course-of-action", e.derived("course-of-action", rm.Category, rm.Text, rm.URL)),
+		Name:              name,
+		Description:       rm.Text,
+		ObjectMarkingRefs: e.marking,
+		XSchakelCategory:  rm.Category,
+		XSchakelProducts:  nonEmpty(rm.Products),
+	}
+	if rm.URL != "" {
+		o.ExternalReferences = []linkRef{{SourceName: "remediation", URL: rm.URL}}
+	}
+	return e.add(o.ID, o.Type, o.Modified, o)
+}
+
+// attrMISPUUID is the attribute mappings/misp keeps a MISP attribute's
+// uuid under.
+const attrMISPUUID = "misp_uuid"
+
+// mispID is the STIX id misp-stix gives a MISP attribute: its own uuid, so
+// a MISP → STIX conversion keeps MISP's ids; "" when it has none.
+func mispID(typ string, ind gateway.Indicator) string {
+	u := strings.ToLower(ind.Attributes[attrMISPUUID])
+	if _, ok := idUUID(typ+"--"+u, typ); !ok {
+		return ""
+	}
+	return typ + "--" + u
+}
+
+// sourceSide reports whether an address is the near end of a connection:
+// a STIX src_ref, or the host a feed row is about (gateway.AttrDirection),
+// which is the source side in IntelMQ's harmonisation.
+func sourceSide(ind gateway.Indicator) bool {
+	return ind.Attributes[AttrDirection] == "src" || ind.Attributes[gateway.AttrDirection] == gateway.DirectionSource
 }
 
 // indicatorGroup is one STIX indicator: canonical indicators that came from
@@ -469,6 +535,9 @@ func (e *encoder) indicators() error {
 			continue
 		}
 		if id == "" {
+			id = mispID("indicator", ind)
+		}
+		if id == "" || byID[id] != nil && !contains(byID[id].parts, part) && ind.Attributes[AttrID] == "" {
 			id = e.derived("indicator", part)
 		}
 		g := byID[id]
@@ -634,7 +703,7 @@ func comparisons(ind gateway.Indicator) []comparison {
 	case gateway.TypeIPv4, gateway.TypeIPv6, gateway.TypeCIDR:
 		obj := addressType(ind)
 		side := "dst"
-		if ind.Attributes[AttrDirection] == "src" {
+		if sourceSide(ind) {
 			side = "src"
 		}
 		if ind.Port == 0 && side == "dst" {
@@ -754,7 +823,14 @@ func (e *encoder) observed() error {
 			continue
 		}
 		if odID == "" {
-			odID = e.derived("observed-data", string(ind.Type), ind.Value, strconv.Itoa(ind.Port), ind.Attributes[AttrDirection], ind.Attributes[AttrFileID])
+			odID = mispID("observed-data", ind)
+		}
+		if odID == "" {
+			dir := ind.Attributes[AttrDirection]
+			if sourceSide(ind) {
+				dir = "src" // the same id whichever attribute said so
+			}
+			odID = e.derived("observed-data", string(ind.Type), ind.Value, strconv.Itoa(ind.Port), dir, ind.Attributes[AttrFileID])
 		}
 		g := byID[odID]
 		if g == nil {
@@ -799,6 +875,11 @@ func (e *encoder) observedData(g *observedGroup) error {
 		}
 		if o.XSchakelAttributes == nil {
 			o.XSchakelAttributes = extraAttrs(m.Attributes)
+			if m.ASN > 0 && m.Type != gateway.TypeASN {
+				// The address's network (a feed row's asn column): STIX
+				// 2.1 has no non-deprecated property for it.
+				o.XSchakelAttributes = mergeAttrs(o.XSchakelAttributes, map[string]string{"asn": strconv.FormatInt(m.ASN, 10)})
+			}
 		}
 		switch m.Type {
 		case gateway.TypeMD5, gateway.TypeSHA1, gateway.TypeSHA256, gateway.TypeSHA512, gateway.TypeFilename:
@@ -877,22 +958,37 @@ func (e *encoder) observable(ind gateway.Indicator) []sco {
 	case gateway.TypeIPv4, gateway.TypeIPv6, gateway.TypeCIDR:
 		addr := sco{Type: addressType(ind), Value: ind.Value}
 		addr.ID = scoID(addr.Type, idProps(&addr))
-		src := ind.Attributes[AttrDirection] == "src"
+		src := sourceSide(ind)
 		if ind.Port == 0 && !src {
 			return []sco{addr}
 		}
 		nt := sco{Type: "network-traffic", Protocols: []string{strings.TrimSuffix(addr.Type, "-addr")}}
 		port := ind.Port
+		out := []sco{}
 		if src {
 			nt.SrcRef = addr.ID
 			if port > 0 {
 				nt.SrcPort = &port
 			}
+			// A feed row's counterpart (the sinkhole, C2 or scanner the host
+			// talked to) is the destination side of the same traffic.
+			if ip, err := netip.ParseAddr(ind.Attributes["dst_ip"]); err == nil {
+				dst := sco{Type: "ipv4-addr", Value: ip.Unmap().String()}
+				if ip.Unmap().Is6() {
+					dst.Type = "ipv6-addr"
+				}
+				dst.ID = scoID(dst.Type, idProps(&dst))
+				nt.DstRef = dst.ID
+				out = append(out, dst)
+			}
+			if p, err := strconv.Atoi(ind.Attributes["dst_port"]); err == nil && p > 0 && p <= 65535 {
+				nt.DstPort = &p
+			}
 		} else {
 			nt.DstRef = addr.ID
 			nt.DstPort = &port
 		}
-		return []sco{nt, addr}
+		return append([]sco{nt, addr}, out...)
 	case gateway.TypeDomain, gateway.TypeHostname:
 		return []sco{{Type: "domain-name", Value: ind.Value}}
 	case gateway.TypeURL:

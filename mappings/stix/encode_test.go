@@ -3,6 +3,7 @@ package stix
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -342,5 +343,64 @@ func TestEncodeErrors(t *testing.T) {
 				t.Errorf("err %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// Advice travels: remediations become course-of-action objects in the
+// report, references its external_references, and both validate; a feed
+// row's host is the source side of its traffic, the counterpart the
+// destination.
+func TestEncodeAdviceAndDirection(t *testing.T) {
+	at := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	ev := &gateway.Event{ID: "7c1d2e3f-4a5b-4c6d-8e7f-8091a2b3c4d5", Kind: gateway.KindNotification, Title: "Sinkhole", TLP: gateway.TLPAmber,
+		Source: gateway.SourceRef{Name: "shadowserver"}, Created: at, Modified: at,
+		Remediations: []gateway.Remediation{{Category: "vendor_fix", Text: "Update to 5.2", URL: "https://vendor.example/fix", Products: []string{"Example VPN"}}},
+		References:   []gateway.Reference{{URL: "https://advisories.example/2026-1", Summary: "Advisory"}},
+		Indicators: []gateway.Indicator{{Type: gateway.TypeIPv4, Value: "192.0.2.7", Port: 51000, ASN: 64500,
+			Attributes: map[string]string{gateway.AttrDirection: gateway.DirectionSource, "dst_ip": "198.51.100.1", "dst_port": "80", "infection": "andromeda"}}},
+	}
+	objs, err := EncodeObjects(ev, EncodeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]map[string]any{}
+	var report, coa, nt map[string]any
+	for _, o := range objs {
+		if errs := stixschema.ValidateObject(o.JSON); errs != nil {
+			t.Errorf("%s: %v\n%s", o.ID, errs, o.JSON)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(o.JSON, &m); err != nil {
+			t.Fatal(err)
+		}
+		byID[o.ID] = m
+		switch o.Type {
+		case "report":
+			report = m
+		case "course-of-action":
+			coa = m
+		case "network-traffic":
+			nt = m
+		}
+	}
+	if coa == nil || coa["description"] != "Update to 5.2" || !strings.Contains(fmt.Sprint(coa["external_references"]), "https://vendor.example/fix") {
+		t.Fatalf("course-of-action = %v", coa)
+	}
+	if !strings.Contains(fmt.Sprint(report["object_refs"]), coa["id"].(string)) {
+		t.Error("the course-of-action is not in the report's object_refs")
+	}
+	if !strings.Contains(fmt.Sprint(report["external_references"]), "https://advisories.example/2026-1") {
+		t.Errorf("report external_references = %v", report["external_references"])
+	}
+	if nt == nil {
+		t.Fatal("no network-traffic object")
+	}
+	src, _ := nt["src_ref"].(string)
+	dst, _ := nt["dst_ref"].(string)
+	if byID[src]["value"] != "192.0.2.7" || nt["src_port"] != float64(51000) {
+		t.Errorf("source side = %v port %v, want the row's host 192.0.2.7:51000", byID[src], nt["src_port"])
+	}
+	if byID[dst]["value"] != "198.51.100.1" || nt["dst_port"] != float64(80) {
+		t.Errorf("destination side = %v port %v, want the sinkhole 198.51.100.1:80", byID[dst], nt["dst_port"])
 	}
 }
