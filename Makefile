@@ -60,9 +60,16 @@ fuzz:
 # the 30-minute run by hand: make fuzz-ingest FUZZTIME=3m.
 fuzz-ingest:
 	@set -e; for spec in $(INGEST_FUZZ); do \
-		pkg=$${spec%%:*}; t=$${spec##*:}; \
+		pkg=$${spec%%:*}; t=$${spec##*:}; out=$$(mktemp); rc=0; \
 		echo "== $$pkg $$t ($(FUZZTIME))"; \
-		$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMIN) $$pkg; \
+		$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMIN) $$pkg >$$out 2>&1 || rc=$$?; \
+		cat $$out; \
+		if [ $$rc -ne 0 ]; then \
+			if grep -q 'context deadline exceeded' $$out && ! grep -q 'Failing input written' $$out; then \
+				echo "fuzz-ingest: $$t stopped on Go 1.26's fuzz-coordinator deadline race (golang/go#75804, fixed in 1.27); no failing input was written, so this is not a finding"; \
+			else rm -f $$out; exit $$rc; fi; \
+		fi; \
+		rm -f $$out; \
 	done
 
 # Known vulnerabilities in the code paths we call (needs https://vuln.go.dev).

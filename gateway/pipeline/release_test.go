@@ -3,21 +3,13 @@ package pipeline_test
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/schakel/schakel/gateway"
-	"github.com/schakel/schakel/gateway/audit"
-	"github.com/schakel/schakel/gateway/metrics"
 	"github.com/schakel/schakel/gateway/outbox"
 	"github.com/schakel/schakel/gateway/pipeline"
-	"github.com/schakel/schakel/gateway/redistest"
-	"github.com/schakel/schakel/gateway/registry"
-	"github.com/schakel/schakel/gateway/store"
 )
 
 // recordingOutbox is the real outbox that also remembers what it was given.
@@ -40,22 +32,12 @@ func (o *recordingOutbox) Entries(ds ...gateway.Delivery) outbox.Entries {
 // released deliveries over the channels the policy allows, and refusals for
 // what it never allows.
 func TestRelease(t *testing.T) {
-	r := redistest.New(t)
 	ctx := context.Background()
-	log := slog.New(slog.DiscardHandler)
-	st := store.New(r.Client, r.Prefix)
-	if err := st.PutConstituents(ctx, []gateway.Constituent{{ID: "acme", Name: "Acme",
-		Webhooks: []gateway.Webhook{{URL: "https://hooks.acme.example/x", Secret: "whsec_c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"}},
-		MISPPush: &gateway.MISPPush{URL: "https://misp.acme.example", Key: strings.Repeat("k", 40)}}}); err != nil {
-		t.Fatal(err)
-	}
-	reg, err := registry.New(ctx, st, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ob := &recordingOutbox{Outbox: outbox.New(r.Client, r.Prefix, outbox.Options{Logger: log})}
-	push := map[gateway.Channel]bool{gateway.ChannelEmail: true, gateway.ChannelWebhook: true, gateway.ChannelMISPPush: true}
-	p := pipeline.New(st, ob, audit.New(r.Client, r.Prefix), reg, pipeline.Config{Push: push}, metrics.New(prometheus.NewRegistry()), log)
+	env := newPipelineEnv(t, []gateway.Constituent{{ID: "acme", Name: "Acme",
+		Webhooks: []gateway.Webhook{{URL: "https://hooks.acme.example/x", Secret: testWebhookSecret}},
+		MISPPush: &gateway.MISPPush{URL: "https://misp.acme.example", Key: strings.Repeat("k", 40)}}},
+		gateway.ChannelEmail, gateway.ChannelWebhook, gateway.ChannelMISPPush)
+	p, ob := env.p, env.ob
 
 	hold := func(id string, tlp gateway.TLP) *gateway.Event {
 		t.Helper()

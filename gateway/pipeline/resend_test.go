@@ -2,20 +2,10 @@ package pipeline_test
 
 import (
 	"context"
-	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/schakel/schakel/gateway"
-	"github.com/schakel/schakel/gateway/audit"
-	"github.com/schakel/schakel/gateway/metrics"
-	"github.com/schakel/schakel/gateway/outbox"
-	"github.com/schakel/schakel/gateway/pipeline"
-	"github.com/schakel/schakel/gateway/redistest"
-	"github.com/schakel/schakel/gateway/registry"
-	"github.com/schakel/schakel/gateway/store"
 )
 
 // An event sent without times gets the receive time as its version; the
@@ -23,21 +13,10 @@ import (
 // (and so not delivered again). Changed content, or a newer time the source
 // sets itself, is a new version.
 func TestResendWithoutTimesIsDuplicate(t *testing.T) {
-	r := redistest.New(t)
 	ctx := context.Background()
-	log := slog.New(slog.DiscardHandler)
-	st := store.New(r.Client, r.Prefix)
-	if err := st.PutConstituents(ctx, []gateway.Constituent{{ID: "acme", Name: "Acme",
-		Webhooks: []gateway.Webhook{{URL: "https://hooks.acme.example/x", Secret: "whsec_c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"}}}}); err != nil {
-		t.Fatal(err)
-	}
-	reg, err := registry.New(ctx, st, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ob := outbox.New(r.Client, r.Prefix, outbox.Options{Logger: log})
-	p := pipeline.New(st, ob, audit.New(r.Client, r.Prefix), reg,
-		pipeline.Config{Push: map[gateway.Channel]bool{gateway.ChannelWebhook: true}}, metrics.New(prometheus.NewRegistry()), log)
+	env := newPipelineEnv(t, []gateway.Constituent{{ID: "acme", Name: "Acme",
+		Webhooks: []gateway.Webhook{{URL: "https://hooks.acme.example/x", Secret: testWebhookSecret}}}}, gateway.ChannelWebhook)
+	p, st := env.p, env.st
 	mk := func(title string) *gateway.Event {
 		return &gateway.Event{ID: "5f0c1d2e-3a4b-4c5d-8e6f-708192a3b4c5", Kind: gateway.KindAdvisory, Title: title, TLP: gateway.TLPGreen,
 			Indicators: []gateway.Indicator{{Type: gateway.TypeDomain, Value: "bad.example"}}}

@@ -2,21 +2,11 @@ package pipeline_test
 
 import (
 	"context"
-	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/schakel/schakel/gateway"
-	"github.com/schakel/schakel/gateway/audit"
-	"github.com/schakel/schakel/gateway/metrics"
-	"github.com/schakel/schakel/gateway/outbox"
-	"github.com/schakel/schakel/gateway/pipeline"
 	"github.com/schakel/schakel/gateway/policy"
-	"github.com/schakel/schakel/gateway/redistest"
-	"github.com/schakel/schakel/gateway/registry"
-	"github.com/schakel/schakel/gateway/store"
 )
 
 // AMBER+STRICT leaves the relay only when one of its own sources authored
@@ -24,22 +14,11 @@ import (
 // Whether a source is own comes from the edge, never from the event, and is
 // stored with the event so the send-time re-check agrees.
 func TestAmberStrictOnlyFromOwnSources(t *testing.T) {
-	r := redistest.New(t)
 	ctx := context.Background()
-	log := slog.New(slog.DiscardHandler)
-	st := store.New(r.Client, r.Prefix)
 	acme := gateway.Constituent{ID: "acme", Name: "Acme", Assets: gateway.Assets{Prefixes: []string{"203.0.113.0/24"}},
-		Webhooks: []gateway.Webhook{{URL: "https://hooks.acme.example/x", Secret: "whsec_c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"}}}
-	if err := st.PutConstituents(ctx, []gateway.Constituent{acme}); err != nil {
-		t.Fatal(err)
-	}
-	reg, err := registry.New(ctx, st, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ob := &recordingOutbox{Outbox: outbox.New(r.Client, r.Prefix, outbox.Options{Logger: log})}
-	p := pipeline.New(st, ob, audit.New(r.Client, r.Prefix), reg, pipeline.Config{Push: map[gateway.Channel]bool{gateway.ChannelWebhook: true}},
-		metrics.New(prometheus.NewRegistry()), log)
+		Webhooks: []gateway.Webhook{{URL: "https://hooks.acme.example/x", Secret: testWebhookSecret}}}
+	env := newPipelineEnv(t, []gateway.Constituent{acme}, gateway.ChannelWebhook)
+	p, st, ob, reg := env.p, env.st, env.ob, env.reg
 
 	tests := []struct {
 		name    string
