@@ -21,36 +21,40 @@ const (
 // the 413 before the client reads it. So Close first half-closes (the
 // client sees the response end), then reads and discards what the client
 // is still sending, up to lingerBytes or lingerTime, and only then closes.
-type lingerListener struct{ net.Listener }
+type lingerListener struct {
+	net.Listener
+	wait time.Duration // lingerTime; longer in a test on a loaded machine
+}
 
 func (l lingerListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	return &lingerConn{Conn: c}, nil
+	return &lingerConn{Conn: c, wait: l.wait}, nil
 }
 
 type lingerConn struct {
 	net.Conn
+	wait time.Duration
 	once sync.Once
 }
 
 // Close returns at once; the drain runs in its own goroutine, so a slow
 // client holds no server worker.
 func (c *lingerConn) Close() error {
-	c.once.Do(func() { go linger(c.Conn) })
+	c.once.Do(func() { go linger(c.Conn, c.wait) })
 	return nil
 }
 
-func linger(c net.Conn) {
+func linger(c net.Conn, wait time.Duration) {
 	defer c.Close()
 	// *net.TCPConn and *tls.Conn can half-close; anything else just closes.
 	hc, ok := c.(interface{ CloseWrite() error })
 	if !ok || hc.CloseWrite() != nil {
 		return
 	}
-	if c.SetReadDeadline(time.Now().Add(lingerTime)) != nil {
+	if c.SetReadDeadline(time.Now().Add(wait)) != nil {
 		return
 	}
 	_, _ = io.CopyN(io.Discard, c, lingerBytes)

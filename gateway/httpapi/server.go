@@ -88,6 +88,7 @@ type Server struct {
 	admin    [][32]byte
 	sources  map[string]SourceConfig
 	authFail *authFailures
+	linger   time.Duration // how long a close drains an unread request; lingerTime when 0
 }
 
 // New builds the app and its routes.
@@ -121,7 +122,13 @@ func (s *Server) App() *fiber.App { return s.app }
 
 // Serve serves on ln until Shutdown. Connections close lingering (see
 // lingerListener), so a client that sent an oversized body reads its 413.
-func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(lingerListener{ln}) }
+func (s *Server) Serve(ln net.Listener) error {
+	wait := s.linger
+	if wait <= 0 {
+		wait = lingerTime
+	}
+	return s.app.Listener(lingerListener{Listener: ln, wait: wait})
+}
 
 // Shutdown stops accepting and waits for in-flight requests up to ctx.
 func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
