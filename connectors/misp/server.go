@@ -119,8 +119,16 @@ func NewServer(o Options) (*Server, error) {
 func (s *Server) Mount(app *fiber.App, auth *httpapi.Auth) {
 	roles := []store.Role{store.RoleConstituent, store.RoleSource, store.RoleAdmin}
 	key := auth.Require(authFailed, roles...)
-	get := func(path string, h fiber.Handler) { app.Get(path, key, exact(path), h) }
-	post := func(path string, h fiber.Handler) { app.Post(path, key, exact(path), h) }
+	var routes []route
+	add := func(method, path string, hs ...fiber.Handler) {
+		routes = append(routes, route{method, path})
+		app.Add(method, path, append([]fiber.Handler{key, exact(path)}, hs...)...)
+		if method == fiber.MethodGet {
+			app.Add(fiber.MethodHead, path, append([]fiber.Handler{key, exact(path)}, hs...)...)
+		}
+	}
+	get := func(path string, h fiber.Handler) { add(fiber.MethodGet, path, h) }
+	post := func(path string, h fiber.Handler) { add(fiber.MethodPost, path, h) }
 
 	get("/servers/getVersion*", s.getVersion)
 	get("/users/view/me*", s.me)
@@ -132,12 +140,34 @@ func (s *Server) Mount(app *fiber.App, auth *httpapi.Auth) {
 	get("/shadow_attributes/index*", emptyList)
 	post("/galaxy_clusters/restSearch*", emptyList)
 	post("/events/filterEventIdsForPush*", s.filterForPush)
+	// PyMISP's get_event(deleted=…) asks by POST.
+	post("/events/view/*", s.view)
 	limited := auth.IngestLimit()
-	app.Post("/events/add*", key, exact("/events/add*"), limited, s.add)
-	app.Post("/events/edit/*", key, exact("/events/edit/*"), limited, s.edit)
+	add(fiber.MethodPost, "/events/add*", limited, s.add)
+	add(fiber.MethodPost, "/events/edit/*", limited, s.edit)
 	post("/events/pushProposals/*", pushProposals)
 	post("/events/restSearch*", s.searchEvents)
 	post("/attributes/restSearch*", s.searchAttributes)
+
+	// The read API of a PyMISP user.
+	get("/attributes/describeTypes*", s.describeTypes)
+	get("/attributes/view/*", s.attributeView)
+	post("/attributes/view/*", s.attributeView)
+	get("/tags/index*", s.tagsIndex)
+	get("/tags/search/*", s.tagsSearch)
+	post("/tags/search*", s.tagsSearch)
+	get("/organisations/index*", s.organisations)
+	get("/taxonomies/index*", s.taxonomies)
+	get("/galaxies/index*", s.galaxies)
+	get("/sharing_groups/index*", sharingGroups)
+	get("/sharingGroups/index*", sharingGroups)
+
+	// Last: whatever else is asked under a MISP controller answers as MISP
+	// would, not with the framework's plain text.
+	for _, ctl := range mispControllers {
+		app.All("/"+ctl, key, unrouted(routes))
+		app.All("/"+ctl+"/*", key, unrouted(routes))
+	}
 
 	feed := auth.Optional(roles...)
 	app.Get("/feeds/misp/manifest.json", feed, s.manifest)
