@@ -333,6 +333,16 @@ func applyPass(out *Event, ev *gateway.Event, b *builder) {
 	if json.Unmarshal(ev.Extensions.MISP, &x) != nil {
 		return // not ours to read; the event itself is complete without it
 	}
+	local := map[string]bool{} // the source event's own attributes and objects
+	for u := range x.Attributes {
+		local[u] = true
+	}
+	for _, o := range x.Objects {
+		local[o.UUID] = true
+		for _, u := range o.Attributes {
+			local[u] = true
+		}
+	}
 	pruneExt(&x, presentUUIDs(ev))
 
 	if len(x.Orgc) > 0 {
@@ -497,4 +507,23 @@ func applyPass(out *Event, ev *gateway.Event, b *builder) {
 		objects = []Object{}
 	}
 	out.Object = objects
+
+	// An object of the source that could not be written (its members went
+	// elsewhere) must not be referred to either.
+	have := map[string]bool{}
+	for _, a := range out.Attribute {
+		have[a.UUID] = true
+	}
+	for _, o := range out.Object {
+		have[o.UUID] = true
+		for _, a := range o.Attribute {
+			have[a.UUID] = true
+		}
+	}
+	for i := range out.Object {
+		o := &out.Object[i]
+		o.ObjectReference = slices.DeleteFunc(o.ObjectReference, func(r ObjectReference) bool {
+			return local[r.ReferencedUUID] && !have[r.ReferencedUUID]
+		})
+	}
 }
