@@ -194,7 +194,8 @@ func (st *eventState) passAttribute(p path, a *rawAttr, oi *objInfo) {
 		Timestamp: a.Timestamp.s, FirstSeen: strings.TrimSpace(a.FirstSeen.s), LastSeen: strings.TrimSpace(a.LastSeen.s),
 		DisableCorrelation: a.DisableCorrelation.v,
 	}
-	if a.Data.s != "" {
+	// Only these two types carry content MISP stores as a file.
+	if a.Data.s != "" && (ea.Type == "attachment" || ea.Type == "malware-sample") {
 		if limit := st.d.opts.maxData(); len(a.Data.s) > limit {
 			st.d.errorf(p.at("/data"), "the data of %s attribute %s is %d bytes; the limit is %d, so it is not kept", ea.Type, u, len(a.Data.s), limit)
 		} else {

@@ -321,3 +321,13 @@ func TestPruneProperty(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeDataOnlyForFiles: "data" is kept for attachment and
+// malware-sample attributes only.
+func TestDecodeDataOnlyForFiles(t *testing.T) {
+	ev, _ := decodeOne(t, `{"Event":{"uuid":"7a0c8a3e-5b1d-4c2e-9f3a-1b2c3d4e5f60","info":"x","timestamp":"1795255200",
+ "Attribute":[{"uuid":"a0000000-0000-4000-8000-000000000001","type":"text","value":"note","data":"SGlkZGVu"}]}}`, DecodeOptions{})
+	if ev.Extensions == nil || strings.Contains(string(ev.Extensions.MISP), "SGlkZGVu") {
+		t.Errorf("extensions.misp %v: data of a text attribute kept", ev.Extensions)
+	}
+}
