@@ -43,6 +43,7 @@ var figures = []figure{
 	{Pkg: "./gateway/assets", Bench: "BenchmarkBuild_1M$", Metric: "matcher-MiB", Name: "matcher_1m_heap_mib", Unit: "MiB"},
 	{Pkg: "./mappings/stix", Bench: "BenchmarkDecode$", Metric: "stix_map_indicators_per_s", Name: "stix_map_indicators_per_s", Unit: "indicators/s", Target: ">= 20,000 per core", CPUs: 1, Time: "2s"},
 	{Pkg: "./mappings/stix", Bench: "BenchmarkRoundTrip$", Metric: "stix_roundtrip_objects_per_s", Name: "stix_roundtrip_objects_per_s", Unit: "objects/s", Target: ">= 50,000 per core (10k-object bundle)", CPUs: 1, Time: "2s"},
+	{Pkg: "./mappings/misp", Bench: "BenchmarkRoundTripObjects$", Metric: "misp_roundtrip_objects_per_s", Name: "misp_roundtrip_objects_per_s", Unit: "objects/s", Target: "(1,000 objects, 4 attributes and 2 references each)", CPUs: 1, Time: "2s"},
 	{Pkg: "./mappings/mail", Bench: "BenchmarkDecode/sector-warning-amber$", Metric: "mail_parse_per_s", Name: "mail_parse_per_s", Unit: "messages/s", Target: ">= 2,000 per core", CPUs: 1, Time: "2s"},
 	{Pkg: "./connectors/mail", Bench: "BenchmarkSend$", Metric: "mail_send_per_s", Name: "mail_send_per_s", Unit: "messages/s", Target: ">= 200 (local relay, connection reuse)", Time: "2s"},
 	{Pkg: "./connectors/misp", Bench: "BenchmarkIndex100k$", Metric: "misp_index_100k_p50_ms", Name: "misp_index_100k_p50_ms", Unit: "ms", Target: "< 300 (100k events)"},

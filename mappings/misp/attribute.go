@@ -29,7 +29,10 @@ func (p path) String() string {
 func (p path) at(suffix string) string { return p.String() + suffix }
 
 // objInfo is the object an attribute belongs to.
-type objInfo struct{ name, uuid string }
+type objInfo struct {
+	name, uuid string
+	ext        int // index in the pass-through's objects; -1 for none
+}
 
 func (st *eventState) object(ptr string, b []byte) {
 	var o rawObject
@@ -37,11 +40,14 @@ func (st *eventState) object(ptr string, b []byte) {
 		st.d.errorf(ptr, "object must be a JSON object")
 		return
 	}
+	if u := strings.ToLower(strings.TrimSpace(o.UUID.s)); u != "" {
+		st.seen[u] = true
+	}
 	if o.Deleted.v {
 		return
 	}
 	st.distribution(path{ptr, -1}, "/distribution", o.Distribution, true)
-	oi := &objInfo{name: strings.TrimSpace(o.Name.s), uuid: strings.TrimSpace(o.UUID.s)}
+	oi := &objInfo{name: strings.TrimSpace(o.Name.s), uuid: strings.TrimSpace(o.UUID.s), ext: st.passObject(ptr, &o)}
 	st.attributes(ptr+"/Attribute", o.Attribute, oi)
 }
 
@@ -70,6 +76,9 @@ func (st *eventState) attribute(p path, b []byte, oi *objInfo) {
 	if b[0] != '{' || json.Unmarshal(b, &a) != nil {
 		st.d.errorf(p.String(), "attribute must be a JSON object, got %s", jsonKind(b))
 		return
+	}
+	if u := strings.ToLower(strings.TrimSpace(a.UUID.s)); u != "" {
+		st.seen[u] = true
 	}
 	if a.Deleted.v {
 		return
@@ -133,7 +142,11 @@ func (st *eventState) attribute(p path, b []byte, oi *objInfo) {
 	if len(tags) > 0 {
 		attrs[AttrTags] = JoinTags(tags)
 	}
+	n := len(st.ev.Indicators)
 	st.mapValue(p, mispType, value, base, attrs)
+	if len(st.ev.Indicators) > n {
+		st.passAttribute(p, &a, oi)
+	}
 }
 
 // mapValue applies the type table to one attribute.

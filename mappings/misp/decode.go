@@ -58,6 +58,8 @@ type rawEvent struct {
 	ThreatLevelID    jint  `json:"threat_level_id"`
 	Distribution     jint  `json:"distribution"`
 	Orgc             jorg  `json:"Orgc"`
+	Analysis         jstr  `json:"analysis"`
+	ExtendsUUID      jstr  `json:"extends_uuid"`
 	Tag              jlist `json:"Tag"`
 	EventTag         jlist `json:"EventTag"`
 	Galaxy           jlist `json:"Galaxy"`
@@ -74,28 +76,42 @@ func (r *rawEvent) isEvent() bool {
 }
 
 type rawAttr struct {
-	UUID           jstr  `json:"uuid"`
-	Type           jstr  `json:"type"`
-	Category       jstr  `json:"category"`
-	Value          jstr  `json:"value"`
-	Value1         jstr  `json:"value1"`
-	Value2         jstr  `json:"value2"`
-	ToIDs          jbool `json:"to_ids"`
-	Distribution   jint  `json:"distribution"`
-	Comment        jstr  `json:"comment"`
-	Deleted        jbool `json:"deleted"`
-	FirstSeen      jstr  `json:"first_seen"`
-	ObjectRelation jstr  `json:"object_relation"`
-	Tag            jlist `json:"Tag"`
-	AttributeTag   jlist `json:"AttributeTag"`
+	UUID               jstr  `json:"uuid"`
+	Type               jstr  `json:"type"`
+	Category           jstr  `json:"category"`
+	Value              jstr  `json:"value"`
+	Value1             jstr  `json:"value1"`
+	Value2             jstr  `json:"value2"`
+	ToIDs              jbool `json:"to_ids"`
+	Distribution       jint  `json:"distribution"`
+	Comment            jstr  `json:"comment"`
+	Deleted            jbool `json:"deleted"`
+	FirstSeen          jstr  `json:"first_seen"`
+	LastSeen           jstr  `json:"last_seen"`
+	Timestamp          jstr  `json:"timestamp"`
+	Data               jstr  `json:"data"`
+	DisableCorrelation jbool `json:"disable_correlation"`
+	ObjectRelation     jstr  `json:"object_relation"`
+	Tag                jlist `json:"Tag"`
+	AttributeTag       jlist `json:"AttributeTag"`
 }
 
 type rawObject struct {
-	UUID         jstr  `json:"uuid"`
-	Name         jstr  `json:"name"`
-	Distribution jint  `json:"distribution"`
-	Deleted      jbool `json:"deleted"`
-	Attribute    jlist `json:"Attribute"`
+	UUID            jstr  `json:"uuid"`
+	Name            jstr  `json:"name"`
+	MetaCategory    jstr  `json:"meta-category"`
+	Description     jstr  `json:"description"`
+	TemplateUUID    jstr  `json:"template_uuid"`
+	TemplateVersion jstr  `json:"template_version"`
+	Comment         jstr  `json:"comment"`
+	Distribution    jint  `json:"distribution"`
+	SharingGroupID  jstr  `json:"sharing_group_id"`
+	Timestamp       jstr  `json:"timestamp"`
+	FirstSeen       jstr  `json:"first_seen"`
+	LastSeen        jstr  `json:"last_seen"`
+	Deleted         jbool `json:"deleted"`
+	Attribute       jlist `json:"Attribute"`
+	ObjectReference jlist `json:"ObjectReference"`
 }
 
 type rawTag struct {
@@ -112,7 +128,10 @@ type rawReport struct {
 
 // jorg is an Orgc object; old /events/index output also has a lower-case
 // "orgc" string, which encoding/json matches to the same field.
-type jorg struct{ name string }
+type jorg struct {
+	name string
+	raw  []byte // the object as sent, for the pass-through
+}
 
 func (j *jorg) UnmarshalJSON(b []byte) error {
 	var o struct {
@@ -120,6 +139,7 @@ func (j *jorg) UnmarshalJSON(b []byte) error {
 	}
 	switch b[0] {
 	case '{':
+		j.raw = b
 		if err := json.Unmarshal(b, &o); err == nil && o.Name.s != "" {
 			j.name = strings.TrimSpace(o.Name.s)
 		}
@@ -138,7 +158,12 @@ func (j *jorg) UnmarshalJSON(b []byte) error {
 // the JSON pointer ("/Event/Attribute/3/value") while the rest is still
 // mapped; err is only for input that cannot be read at all (then no events).
 func Decode(data []byte) ([]*gateway.Event, []gateway.FieldError, error) {
-	d := &decoder{}
+	return DecodeWith(data, DecodeOptions{})
+}
+
+// DecodeWith is Decode with options.
+func DecodeWith(data []byte, o DecodeOptions) ([]*gateway.Event, []gateway.FieldError, error) {
+	d := &decoder{opts: o}
 	// Each branch validates the whole input once, in its json.Unmarshal.
 	switch i := skipSpace(data, 0); {
 	case i < len(data) && data[i] == '{':
@@ -176,6 +201,7 @@ func Decode(data []byte) ([]*gateway.Event, []gateway.FieldError, error) {
 
 // decoder holds the state of one Decode call.
 type decoder struct {
+	opts        DecodeOptions
 	events      []*gateway.Event
 	errs        []gateway.FieldError
 	moreErrs    int // problems beyond maxFieldErrors

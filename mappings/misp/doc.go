@@ -103,4 +103,20 @@
 // Categories default per MISP's describeTypes (defaults.go). Vulnerabilities
 // become vulnerability attributes (CVSS and products in the comment); the
 // description becomes an event report named "Description".
+//
+// # Pass-through (extensions.misp)
+//
+// What the canonical event cannot say travels in extensions.misp (layout:
+// extMISP in passthrough.go): the objects with their template fields,
+// members by attribute uuid and ObjectReferences; per attribute uuid its
+// timestamp, comment, category, first_seen/last_seen, disable_correlation
+// and attachment or malware-sample data (up to DecodeOptions.MaxDataBytes,
+// default 10 MiB; larger data is dropped with a field error naming the
+// attribute); Galaxy blocks verbatim; the originator's Orgc; analysis,
+// threat_level_id, date and extends_uuid. Encode writes them back: the
+// originator stays Orgc while Schakel is Org; an object's distribution is
+// kept only when it is no wider than the event is served, else 5; the
+// source's threat level only while it still says what the priority says.
+// Encode first prunes the pass-through to the attributes the (projected)
+// event still holds (Prune), so no ObjectReference dangles.
 package misp

@@ -48,6 +48,8 @@ type Event struct {
 	Attribute          []Attribute   `json:"Attribute"`
 	Object             []Object      `json:"Object"`
 	EventReport        []EventReport `json:"EventReport,omitempty"`
+	// Galaxy blocks as the source sent them (extensions.misp).
+	Galaxy []json.RawMessage `json:"Galaxy,omitempty"`
 }
 
 // Org is an organisation reference.
@@ -81,20 +83,38 @@ type Attribute struct {
 	DisableCorrelation bool   `json:"disable_correlation"`
 	ObjectRelation     string `json:"object_relation,omitempty"`
 	FirstSeen          string `json:"first_seen,omitempty"`
+	LastSeen           string `json:"last_seen,omitempty"`
+	Data               string `json:"data,omitempty"` // attachment or malware-sample content, base64
 	Tag                []Tag  `json:"Tag,omitempty"`
 }
 
 // Object groups attributes as a MISP object.
 type Object struct {
-	UUID           string      `json:"uuid"`
-	Name           string      `json:"name"`
-	MetaCategory   string      `json:"meta-category"`
-	Distribution   string      `json:"distribution"`
-	SharingGroupID string      `json:"sharing_group_id"`
-	Timestamp      string      `json:"timestamp"`
-	Comment        string      `json:"comment"`
-	Deleted        bool        `json:"deleted"`
-	Attribute      []Attribute `json:"Attribute"`
+	UUID            string            `json:"uuid"`
+	Name            string            `json:"name"`
+	MetaCategory    string            `json:"meta-category"`
+	Description     string            `json:"description,omitempty"`
+	TemplateUUID    string            `json:"template_uuid,omitempty"`
+	TemplateVersion string            `json:"template_version,omitempty"`
+	Distribution    string            `json:"distribution"`
+	SharingGroupID  string            `json:"sharing_group_id"`
+	Timestamp       string            `json:"timestamp"`
+	Comment         string            `json:"comment"`
+	Deleted         bool              `json:"deleted"`
+	FirstSeen       string            `json:"first_seen,omitempty"`
+	LastSeen        string            `json:"last_seen,omitempty"`
+	Attribute       []Attribute       `json:"Attribute"`
+	ObjectReference []ObjectReference `json:"ObjectReference,omitempty"`
+}
+
+// ObjectReference relates an object to another object or attribute.
+type ObjectReference struct {
+	UUID             string `json:"uuid,omitempty"`
+	ObjectUUID       string `json:"object_uuid"`
+	ReferencedUUID   string `json:"referenced_uuid"`
+	RelationshipType string `json:"relationship_type"`
+	Comment          string `json:"comment"`
+	Timestamp        string `json:"timestamp,omitempty"`
 }
 
 // EventReport carries the canonical description.
@@ -214,6 +234,7 @@ func EncodeEvent(ev *gateway.Event, o EncodeOptions) (*Event, error) {
 		out.Object = []Object{}
 	}
 	out.AttributeCount = strconv.Itoa(b.count)
+	applyPass(out, ev, b)
 	if ev.Description != "" {
 		out.EventReport = []EventReport{{
 			UUID: b.uuidFor("report|description"), Name: "Description", Content: ev.Description,

@@ -20,10 +20,12 @@ type eventState struct {
 	labelSet map[string]bool
 	vulns    map[string]bool
 	critical bool
-	kind     gateway.Kind // from a schakel:kind tag
-	sectors  []string     // from schakel:sector tags
-	attrs    int          // attribute elements seen (mapped or not)
-	unmapped int          // attributes beyond the limits
+	kind     gateway.Kind    // from a schakel:kind tag
+	sectors  []string        // from schakel:sector tags
+	attrs    int             // attribute elements seen (mapped or not)
+	unmapped int             // attributes beyond the limits
+	ext      extMISP         // the pass-through (passthrough.go)
+	seen     map[string]bool // uuids of the event's attributes and objects, kept or not
 }
 
 func (d *decoder) event(ptr string, r *rawEvent) {
@@ -33,7 +35,8 @@ func (d *decoder) event(ptr string, r *rawEvent) {
 		return
 	}
 	ev := &gateway.Event{Source: gateway.SourceRef{Format: Format, Org: r.Orgc.name}}
-	st := &eventState{d: d, ptr: ptr, ev: ev, labelSet: map[string]bool{}, vulns: map[string]bool{}}
+	st := &eventState{d: d, ptr: ptr, ev: ev, labelSet: map[string]bool{}, vulns: map[string]bool{}, seen: map[string]bool{}}
+	st.passEvent(r)
 
 	st.identity(r)
 	st.times(r)
@@ -85,6 +88,7 @@ func (d *decoder) event(ptr string, r *rawEvent) {
 		ev.Sectors = append(ev.Sectors, st.sectors...)
 	}
 	ev.Indicators = mergeDuplicates(ev.Indicators)
+	st.finishPass()
 	d.events = append(d.events, ev)
 }
 

@@ -20,6 +20,14 @@ func addSeeds(f *testing.F) {
 		`[{"info":"x","distribution":0,"Attribute":[{"type":"ip-src|port","value":"[2001:db8::1]:80"},{"type":"filename|md5","value":"a|0749bae92ca336a02c83d126e04ec628"}]}]`,
 		`{"response":[{"Event":{"info":"x","Object":[{"uuid":"5a4cb2b8-7958-4323-852c-4d2a950d210f","name":"file","Attribute":[{"type":"md5","value":"0749BAE92CA336A02C83D126E04EC628","object_relation":"md5"},{"type":"md5","value":"0749bae92ca336a02c83d126e04ec628"}]}]}}]}`,
 		`{"info":"x","Attribute":[{"type":"vulnerability","value":"CVE-2026-1234"},{"type":"link","value":"https://x.example/"}]}`,
+		objectEvent,
+		// A reference to a deleted attribute, one to an object sharing an
+		// attribute's uuid, a galaxy with cluster tags, an object without uuid.
+		`{"Event":{"info":"g","Galaxy":[{"name":"x","GalaxyCluster":[{"tag_name":"misp-galaxy:x=\"y\"","Tag":[{"name":"a"}]}]},7],` +
+			`"Attribute":[{"uuid":"a0000000-0000-4000-8000-000000000001","type":"md5","value":"0749bae92ca336a02c83d126e04ec628","deleted":true}],` +
+			`"Object":[{"uuid":"b0000000-0000-4000-8000-000000000001","name":"file","Attribute":[{"uuid":"b0000000-0000-4000-8000-000000000001","type":"domain","value":"a.example"}],` +
+			`"ObjectReference":[{"referenced_uuid":"a0000000-0000-4000-8000-000000000001"},{"referenced_uuid":"b0000000-0000-4000-8000-000000000001"},7,{"referenced_uuid":[1]}]},` +
+			`{"name":"x","Attribute":[{"type":"attachment","value":"f","data":"QQ=="}]}]}}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -75,12 +83,55 @@ func FuzzDecode(f *testing.F) {
 			if err != nil {
 				t.Fatalf("stored event cannot be encoded: %v", err)
 			}
+			checkExtension(t, ev, out)
 			again, _, err := Decode(out)
 			if err != nil || len(again) != 1 {
 				t.Fatalf("own output unreadable: %v (%d events)\n%s", err, len(again), out)
 			}
 		}
 	})
+}
+
+// checkExtension: extensions.misp is a JSON object, and no reference in the
+// encoded event points to an attribute or object of the source event that
+// the output does not hold.
+func checkExtension(t *testing.T, ev *gateway.Event, out []byte) {
+	t.Helper()
+	if ev.Extensions == nil || ev.Extensions.MISP == nil {
+		return
+	}
+	var x extMISP
+	if err := json.Unmarshal(ev.Extensions.MISP, &x); err != nil {
+		t.Fatalf("extensions.misp is not the documented object: %v\n%s", err, ev.Extensions.MISP)
+	}
+	local := map[string]bool{}
+	for u := range x.Attributes {
+		local[u] = true
+	}
+	for _, o := range x.Objects {
+		local[o.UUID] = true
+	}
+	var env struct{ Event Event }
+	if err := json.Unmarshal(out, &env); err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, a := range env.Event.Attribute {
+		have[a.UUID] = true
+	}
+	for _, o := range env.Event.Object {
+		have[o.UUID] = true
+		for _, a := range o.Attribute {
+			have[a.UUID] = true
+		}
+	}
+	for _, o := range env.Event.Object {
+		for _, r := range o.ObjectReference {
+			if local[r.ReferencedUUID] && !have[r.ReferencedUUID] {
+				t.Fatalf("object %s references %s, which the output does not hold\n%s", o.UUID, r.ReferencedUUID, out)
+			}
+		}
+	}
 }
 
 // FuzzRoundTrip: for any event Decode reads, MISP → canonical → MISP →
