@@ -32,9 +32,17 @@ const (
 	otherSecret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
 )
 
-// ingestApp is the gateway's HTTP API over a real pipeline (miniredis) with
-// signed-webhook ingest mounted the way cmd/schakel mounts it.
-func ingestApp(t *testing.T) *httpapi.Server {
+// core is the gateway's HTTP API over a real pipeline (miniredis), without
+// signed-webhook ingest: each test mounts that itself.
+type core struct {
+	api *httpapi.Server
+	pl  *pipeline.Pipeline
+	m   *metrics.Metrics
+	r   *redistest.Redis
+	log *slog.Logger
+}
+
+func newCore(t *testing.T) core {
 	t.Helper()
 	ctx := context.Background()
 	r := redistest.New(t)
@@ -52,6 +60,15 @@ func ingestApp(t *testing.T) *httpapi.Server {
 		Redis: r.Client, Store: st, Audit: au, Outbox: ob, Pipeline: pl, Registry: reg, Metrics: m, Log: log,
 		AdminKeys: []string{"AdminKey0123456789abcdefghijklmnopqrstuv"},
 	})
+	return core{api: api, pl: pl, m: m, r: r, log: log}
+}
+
+// ingestApp is the gateway's HTTP API over a real pipeline (miniredis) with
+// signed-webhook ingest mounted the way cmd/schakel mounts it.
+func ingestApp(t *testing.T) *httpapi.Server {
+	t.Helper()
+	core := newCore(t)
+	api, pl, m := core.api, core.pl, core.m
 	twoEvents := func(body []byte) ([]*gateway.Event, error) {
 		switch string(body) {
 		case `{"unreadable":true}`:

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -13,20 +12,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/schakel/schakel/connectors/webhook"
 	"github.com/schakel/schakel/gateway"
-	"github.com/schakel/schakel/gateway/audit"
 	"github.com/schakel/schakel/gateway/httpapi"
 	"github.com/schakel/schakel/gateway/limit"
 	"github.com/schakel/schakel/gateway/metrics"
-	"github.com/schakel/schakel/gateway/outbox"
-	"github.com/schakel/schakel/gateway/pipeline"
 	"github.com/schakel/schakel/gateway/redistest"
-	"github.com/schakel/schakel/gateway/registry"
-	"github.com/schakel/schakel/gateway/store"
 )
 
 // countingIngester passes events to the real pipeline and counts them; fail
@@ -69,19 +62,8 @@ type guarded struct {
 // per-source ingest limit, the way cmd/schakel wires them.
 func guardedApp(t *testing.T, perMinute int) *guarded {
 	t.Helper()
-	ctx := context.Background()
-	r := redistest.New(t)
-	log := slog.New(slog.DiscardHandler)
-	st := store.New(r.Client, r.Prefix)
-	reg, err := registry.New(ctx, st, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := metrics.New(prometheus.NewRegistry())
-	au := audit.New(r.Client, r.Prefix)
-	ob := outbox.New(r.Client, r.Prefix, outbox.Options{Logger: log})
-	pl := pipeline.New(st, ob, au, reg, pipeline.Config{DefaultTLP: gateway.TLPAmber}, m, log)
-	api := httpapi.New(httpapi.Options{Redis: r.Client, Store: st, Audit: au, Outbox: ob, Pipeline: pl, Registry: reg, Metrics: m, Log: log})
+	c := newCore(t)
+	api, pl, m, r, log := c.api, c.pl, c.m, c.r, c.log
 	ing := &countingIngester{next: pl}
 	in := webhook.NewIngest(webhook.IngestOptions{
 		Ingest: ing, Metrics: m, Log: log,
