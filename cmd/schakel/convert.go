@@ -12,6 +12,7 @@ import (
 
 	"github.com/schakel/schakel/gateway"
 	"github.com/schakel/schakel/gateway/normalize"
+	"github.com/schakel/schakel/gateway/pipeline"
 	"github.com/schakel/schakel/mappings/csaf"
 	"github.com/schakel/schakel/mappings/csv"
 	mailmap "github.com/schakel/schakel/mappings/mail"
@@ -42,10 +43,6 @@ questioned), 1 the input cannot be converted, 2 usage error.
 
 // maxConvertInput bounds what convert reads from stdin.
 const maxConvertInput = 64 << 20
-
-// convertNamespace derives ids for events whose input has none, so the same
-// input always converts to the same output.
-var convertNamespace = [16]byte{0x2c, 0x8e, 0x51, 0x0a, 0x7d, 0x34, 0x4b, 0x6f, 0x93, 0x1e, 0xa0, 0x5c, 0x28, 0x77, 0xd1, 0x4e}
 
 // csvProfiles are the CSV profiles convert knows by name.
 var csvProfiles = map[string]csv.Profile{"shadowserver": csv.Shadowserver}
@@ -178,7 +175,14 @@ func convertData(data []byte, o convertOptions) ([]byte, []gateway.FieldError, e
 		if len(fatal) > 0 {
 			return nil, warnings, &gateway.ValidationError{Fields: fatal}
 		}
-		ingestDefaults(ev, o.tlp, now)
+		// The gateway's own defaults; offline the source is named by the
+		// input's format, so a derived id matches a gateway source of
+		// that name.
+		name := ev.Source.Name
+		if name == "" {
+			name = ev.Source.Format
+		}
+		pipeline.Defaults(ev, gateway.Source{Name: name, DefaultTLP: o.tlp, Format: ev.Source.Format}, now)
 		b, err := encodeAs(o, ev)
 		if err != nil {
 			return nil, warnings, fmt.Errorf("event %s: %w", ev.ID, err)
@@ -207,36 +211,6 @@ func decodeAs(o convertOptions, data []byte) ([]*gateway.Event, []gateway.FieldE
 		return []*gateway.Event{ev}, problems, nil
 	}
 	return nil, nil, fmt.Errorf("--from %q: unknown format", o.from)
-}
-
-// ingestDefaults are the pipeline's (ARCHITECTURE §3): TLP, id, times and
-// priority for what the input leaves open. Offline there is no source
-// name, so a derived id differs from the one the gateway would assign.
-func ingestDefaults(ev *gateway.Event, tlp gateway.TLP, now time.Time) {
-	if ev.TLP == "" {
-		ev.TLP = tlp
-	}
-	if ev.ID == "" {
-		name := ev.Source.Format + "\x00" + ev.Source.Ref
-		if ev.Source.Ref == "" {
-			body, _ := json.Marshal(struct {
-				T, D string
-				I    []gateway.Indicator
-			}{ev.Title, ev.Description, ev.Indicators})
-			name = ev.Source.Format + "\x00content\x00" + string(body)
-		}
-		ev.ID = gateway.UUIDv5(convertNamespace, name)
-	}
-	if ev.Created.IsZero() {
-		ev.Created = now
-	}
-	if ev.Modified.IsZero() {
-		ev.Modified = ev.Created
-	}
-	ev.Created, ev.Modified = ev.Created.UTC(), ev.Modified.UTC()
-	if ev.Priority == "" {
-		ev.Priority = gateway.PriorityNormal
-	}
 }
 
 func encodeAs(o convertOptions, ev *gateway.Event) ([]byte, error) {

@@ -179,6 +179,23 @@ func (p *Pipeline) prepare(src gateway.Source, ev *gateway.Event, received time.
 		return nil, false, &gateway.ValidationError{Fields: problems}
 	}
 	stamped := ev.Created.IsZero() && ev.Modified.IsZero()
+	if src.DefaultTLP == "" {
+		src.DefaultTLP = p.cfg.DefaultTLP
+	}
+	Defaults(ev, src, received)
+	if len(problems) > 0 {
+		p.metrics.Rejected.WithLabelValues(src.Name, "indicator").Add(float64(len(problems)))
+		p.log.Warn("indicators rejected", "source", src.Name, "event", ev.ID, "problems", len(problems), "first", problems[0].Error())
+	}
+	return problems, stamped, nil
+}
+
+// Defaults applies the ingest defaults of ARCHITECTURE §3 to a normalised
+// event from src received at received: the source speaks only for itself,
+// the source's TLP when the event has none, a UUIDv5 id when it has none,
+// the receive time when it has no times, priority normal. schakel convert
+// applies the same defaults offline.
+func Defaults(ev *gateway.Event, src gateway.Source, received time.Time) {
 	ev.Source.Name = src.Name // a source can only speak for itself
 	ev.Source.Own = src.Own   // and cannot claim to be the relay
 	if ev.Source.Format == "" {
@@ -186,9 +203,6 @@ func (p *Pipeline) prepare(src gateway.Source, ev *gateway.Event, received time.
 	}
 	if ev.TLP == "" {
 		ev.TLP = src.DefaultTLP
-		if ev.TLP == "" {
-			ev.TLP = p.cfg.DefaultTLP
-		}
 	}
 	if ev.ID == "" {
 		ev.ID = derivedID(ev)
@@ -203,11 +217,6 @@ func (p *Pipeline) prepare(src gateway.Source, ev *gateway.Event, received time.
 	if ev.Priority == "" {
 		ev.Priority = gateway.PriorityNormal
 	}
-	if len(problems) > 0 {
-		p.metrics.Rejected.WithLabelValues(src.Name, "indicator").Add(float64(len(problems)))
-		p.log.Warn("indicators rejected", "source", src.Name, "event", ev.ID, "problems", len(problems), "first", problems[0].Error())
-	}
-	return problems, stamped, nil
 }
 
 // contentHash is what a version says, without its times: a resend of the
