@@ -29,13 +29,52 @@ type eventFilter struct {
 	uuids     valueFilter // event uuid or numeric id (eventid, uuid)
 	info      valueFilter
 	threat    valueFilter
+	distrib   valueFilter // Event.distribution
+	analysis  valueFilter
 	ts        timeRange // Event.timestamp
 	published timeRange // Event.publish_timestamp (last, publish_timestamp)
 	dateFrom  string    // Event.date, YYYY-MM-DD
 	dateTo    string
 	// unpublished is set when the caller asks for published: 0 — Schakel
-	// serves only published events, so nothing matches.
+	// serves only published events, so nothing matches. hasProposal 1
+	// matches nothing either: no proposals are ever held here.
 	unpublished bool
+	// attribute and all (the index only) need the events loaded: the
+	// events holding a matching value, and those matching anywhere.
+	attribute valueFilter
+	all       valueFilter
+}
+
+// deep reports whether the filter needs the events themselves.
+func (f *eventFilter) deep() bool { return !f.attribute.empty() || !f.all.empty() }
+
+// matchDeep checks attribute and all against one served part.
+func (f *eventFilter) matchDeep(e *mispmap.Event) bool {
+	attrs := func(fn func(a *mispmap.Attribute) bool) bool {
+		for i := range e.Attribute {
+			if fn(&e.Attribute[i]) {
+				return true
+			}
+		}
+		for _, o := range e.Object {
+			for i := range o.Attribute {
+				if fn(&o.Attribute[i]) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	if !f.attribute.empty() && !attrs(func(a *mispmap.Attribute) bool { return f.attribute.match(a.Value) }) {
+		return false
+	}
+	if f.all.empty() {
+		return true
+	}
+	if f.all.match(e.Info) || f.all.match(eventTagNames(e)...) {
+		return true
+	}
+	return attrs(func(a *mispmap.Attribute) bool { return f.all.match(a.Value, a.Comment) })
 }
 
 // eventFilterFrom reads the event filters; tagKeys names the keys that hold
@@ -50,14 +89,13 @@ func eventFilterFrom(p params, now time.Time, tagKeys ...string) (*eventFilter, 
 		key string
 		dst *valueFilter
 	}{{"org", &f.orgs}, {"eventid", &f.uuids}, {"uuid", &f.uuids}, {"event_uuid", &f.uuids},
-		{"eventinfo", &f.info}, {"info", &f.info}, {"threatlevel", &f.threat}, {"threat_level_id", &f.threat}} {
-		vals, err := p.strings(k.key)
+		{"eventinfo", &f.info}, {"info", &f.info}, {"threatlevel", &f.threat}, {"threat_level_id", &f.threat},
+		{"distribution", &f.distrib}, {"analysis", &f.analysis}} {
+		add, err := p.valueFilter(k.key)
 		if err != nil {
 			return nil, badRequest{err}
 		}
-		add := newValueFilter(vals)
-		k.dst.in = append(k.dst.in, add.in...)
-		k.dst.out = append(k.dst.out, add.out...)
+		k.dst.add(add)
 	}
 	for _, k := range []struct {
 		key string
@@ -74,17 +112,20 @@ func eventFilterFrom(p params, now time.Time, tagKeys ...string) (*eventFilter, 
 	for _, k := range []struct {
 		key string
 		dst *string
-	}{{"datefrom", &f.dateFrom}, {"from", &f.dateFrom}, {"dateuntil", &f.dateTo}, {"to", &f.dateTo}} {
+	}{{"datefrom", &f.dateFrom}, {"from", &f.dateFrom}, {"date_from", &f.dateFrom},
+		{"dateuntil", &f.dateTo}, {"to", &f.dateTo}, {"date_to", &f.dateTo}} {
 		vals, err := p.strings(k.key)
 		if err != nil {
 			return nil, badRequest{err}
 		}
 		if len(vals) > 0 {
-			d, err := time.Parse("2006-01-02", vals[0])
+			// A date, an epoch or a window such as 7d: MISP turns the
+			// latter two into the date they fall on.
+			t, err := parseTime(vals[0], now)
 			if err != nil {
-				return nil, badRequest{fmt.Errorf("%s: %q is not a date (YYYY-MM-DD)", k.key, vals[0])}
+				return nil, badRequest{fmt.Errorf("%s: %w", k.key, err)}
 			}
-			*k.dst = d.Format("2006-01-02")
+			*k.dst = time.Unix(t, 0).UTC().Format("2006-01-02")
 		}
 	}
 	unpub, pub, _, err := p.flags("published")
@@ -92,6 +133,11 @@ func eventFilterFrom(p params, now time.Time, tagKeys ...string) (*eventFilter, 
 		return nil, badRequest{err}
 	}
 	f.unpublished = unpub && !pub
+	if v, _, err := p.bool("hasproposal"); err != nil {
+		return nil, badRequest{err}
+	} else if v {
+		f.unpublished = true
+	}
 	return f, nil
 }
 
@@ -119,13 +165,19 @@ func (f *eventFilter) matchEvent(m *meta, org Org) bool {
 	if !f.tags.empty() && !f.tags.match(m.tagNames()) {
 		return false
 	}
-	if !f.orgs.empty() && !f.orgs.match(org.Name, strings.ToLower(org.UUID)) {
+	if !f.orgs.empty() && !f.orgs.match(org.Name, strings.ToLower(org.UUID), "1") {
 		return false
 	}
 	if !f.info.empty() && !f.info.match(m.Info) {
 		return false
 	}
 	if !f.threat.empty() && !f.threat.match(m.Threat) {
+		return false
+	}
+	if !f.distrib.empty() && !f.distrib.match(m.Distribution) {
+		return false
+	}
+	if !f.analysis.empty() && !f.analysis.match(m.Analysis) {
 		return false
 	}
 	return true
@@ -290,9 +342,24 @@ func (s *Server) index(c *fiber.Ctx) error {
 	if err != nil {
 		return s.reply(c, badRequest{err})
 	}
+	if err := checkFilters(p, "index"); err != nil {
+		return s.reply(c, err)
+	}
 	f, err := eventFilterFrom(p, s.o.Now(), "tag", "tags")
 	if err != nil {
 		return s.reply(c, err)
+	}
+	// The index matches eventinfo and attribute as substrings.
+	f.info = f.info.contains()
+	for _, k := range []struct {
+		key string
+		dst *valueFilter
+	}{{"attribute", &f.attribute}, {"all", &f.all}} {
+		v, err := p.valueFilter(k.key)
+		if err != nil {
+			return s.reply(c, badRequest{err})
+		}
+		*k.dst = v.contains()
 	}
 	minimal, _, err := p.bool("minimal")
 	if err != nil {
@@ -310,6 +377,11 @@ func (s *Server) index(c *fiber.Ctx) error {
 	rows, err := s.list(c.UserContext(), who, f, !minimal)
 	if err != nil {
 		return s.reply(c, err)
+	}
+	if f.deep() {
+		if rows, err = s.deepFilter(c.UserContext(), who, rows, f); err != nil {
+			return s.reply(c, err)
+		}
 	}
 	rows = page(rows, limit, pg)
 	form := "full"

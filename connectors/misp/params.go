@@ -394,8 +394,41 @@ func (f tagFilter) match(names []string) bool {
 	return false
 }
 
-// valueFilter matches values with "!" negation and "%" wildcards.
-type valueFilter struct{ in, out []string }
+// valueFilter matches values with "!" negation and "%" wildcards: any of
+// in, all of and, none of out.
+type valueFilter struct{ in, and, out []string }
+
+// valueFilter reads a list with "!" for NOT, "a|b", or MISP's operator
+// object {"OR":[],"AND":[],"NOT":[]}.
+func (p params) valueFilter(key string) (valueFilter, error) {
+	raw := bytes.TrimSpace(p[key])
+	if len(raw) == 0 || raw[0] != '{' {
+		vals, err := p.strings(key)
+		return newValueFilter(vals), err
+	}
+	t, err := p.tagFilter(key)
+	return valueFilter{in: t.or, and: t.and, out: t.not}, err
+}
+
+// add merges g into f (several keys naming one filter).
+func (f *valueFilter) add(g valueFilter) {
+	f.in = append(f.in, g.in...)
+	f.and = append(f.and, g.and...)
+	f.out = append(f.out, g.out...)
+}
+
+// contains makes every pattern a substring match, as MISP's index
+// matches eventinfo and attribute.
+func (f valueFilter) contains() valueFilter {
+	wrap := func(vs []string) []string {
+		out := make([]string, len(vs))
+		for i, v := range vs {
+			out[i] = "%" + v + "%"
+		}
+		return out
+	}
+	return valueFilter{in: wrap(f.in), and: wrap(f.and), out: wrap(f.out)}
+}
 
 func newValueFilter(vals []string) valueFilter {
 	var f valueFilter
@@ -409,7 +442,7 @@ func newValueFilter(vals []string) valueFilter {
 	return f
 }
 
-func (f valueFilter) empty() bool { return len(f.in) == 0 && len(f.out) == 0 }
+func (f valueFilter) empty() bool { return len(f.in) == 0 && len(f.and) == 0 && len(f.out) == 0 }
 
 func (f valueFilter) match(vals ...string) bool {
 	for _, o := range f.out {
@@ -417,6 +450,18 @@ func (f valueFilter) match(vals ...string) bool {
 			if like(o, v) {
 				return false
 			}
+		}
+	}
+	for _, a := range f.and {
+		hit := false
+		for _, v := range vals {
+			if like(a, v) {
+				hit = true
+				break
+			}
+		}
+		if !hit {
+			return false
 		}
 	}
 	if len(f.in) == 0 {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -33,14 +32,18 @@ type searchFilter struct {
 	metadata   bool
 	eventTags  bool // includeEventTags
 	eventUUID  bool // includeEventUuid
+	context    bool // includeContext
+	headerless bool // csv without its header line
+	format     string
 }
 
 func (f *searchFilter) attributeFilters() bool {
 	return !f.values.empty() || !f.types.empty() || !f.categories.empty() || !f.relations.empty() || f.toIDs != nil
 }
 
-// searchFilterFrom reads a restSearch body. Only returnFormat json is
-// served; any other is refused with a MISP error naming it.
+// searchFilterFrom reads a restSearch body. returnFormat json, csv and
+// text are served (the path's /<fmt> too); any other is refused with a
+// MISP error naming it.
 func searchFilterFrom(p params, now time.Time, attributes bool) (*searchFilter, error) {
 	format := "json"
 	if vals, err := p.strings("returnFormat"); err != nil {
@@ -48,8 +51,8 @@ func searchFilterFrom(p params, now time.Time, attributes bool) (*searchFilter, 
 	} else if len(vals) > 0 {
 		format = strings.ToLower(vals[0])
 	}
-	if format != "json" {
-		return nil, badRequest{fmt.Errorf("returnFormat: %q is not served here (use json)", format)}
+	if err := checkFormat(format, returnFormats...); err != nil {
+		return nil, err
 	}
 	tagKeys := []string{"tags", "tag"}
 	if attributes {
@@ -68,7 +71,7 @@ func searchFilterFrom(p params, now time.Time, attributes bool) (*searchFilter, 
 	if !at.open() {
 		ef.ts = narrow(ef.ts, at)
 	}
-	f := &searchFilter{event: ef}
+	f := &searchFilter{event: ef, format: format}
 	if attributes {
 		if f.attrTags, err = p.tagFilter("tags", "tag"); err != nil {
 			return nil, badRequest{err}
@@ -78,11 +81,9 @@ func searchFilterFrom(p params, now time.Time, attributes bool) (*searchFilter, 
 		key string
 		dst *valueFilter
 	}{{"value", &f.values}, {"type", &f.types}, {"category", &f.categories}, {"object_relation", &f.relations}} {
-		vals, err := p.strings(k.key)
-		if err != nil {
+		if *k.dst, err = p.valueFilter(k.key); err != nil {
 			return nil, badRequest{err}
 		}
-		*k.dst = newValueFilter(vals)
 	}
 	if v, present, err := p.bool("to_ids"); err != nil {
 		return nil, badRequest{err}
@@ -103,7 +104,8 @@ func searchFilterFrom(p params, now time.Time, attributes bool) (*searchFilter, 
 	for _, b := range []struct {
 		key string
 		dst *bool
-	}{{"metadata", &f.metadata}, {"includeEventTags", &f.eventTags}, {"includeEventUuid", &f.eventUUID}} {
+	}{{"metadata", &f.metadata}, {"includeEventTags", &f.eventTags}, {"includeEventUuid", &f.eventUUID},
+		{"includeContext", &f.context}, {"headerless", &f.headerless}} {
 		if *b.dst, _, err = p.bool(b.key); err != nil {
 			return nil, badRequest{err}
 		}
@@ -224,9 +226,9 @@ func streamCtx(c *fiber.Ctx) (context.Context, context.CancelFunc) {
 // searchEvents is POST /events/restSearch (json): {"response":[{"Event"…}]}.
 // limit and page count events (parts of large events count one each).
 func (s *Server) searchEvents(c *fiber.Ctx) error {
-	p, err := s.requestParams(c)
+	p, err := s.searchParams(c, "events")
 	if err != nil {
-		return s.reply(c, badRequest{err})
+		return s.reply(c, err)
 	}
 	f, err := searchFilterFrom(p, s.o.Now(), false)
 	if err != nil {
@@ -241,6 +243,14 @@ func (s *Server) searchEvents(c *fiber.Ctx) error {
 		rows = page(rows, f.limit, f.pg)
 	}
 	ctx, cancel := streamCtx(c)
+	if f.format != "json" {
+		// csv and text list the attributes of the matching events, as
+		// MISP's exports do; limit and page counted events above.
+		if !f.attributeFilters() && !f.onlyDel {
+			f.limit = 0
+		}
+		return s.streamAttributes(c, ctx, cancel, who, rows, f)
+	}
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSONCharsetUTF8)
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer cancel()
@@ -350,9 +360,9 @@ func eventTagNames(e *mispmap.Event) []string {
 // body is written as it is produced: a quarter of a million attributes
 // never sit in memory at once.
 func (s *Server) searchAttributes(c *fiber.Ctx) error {
-	p, err := s.requestParams(c)
+	p, err := s.searchParams(c, "attributes")
 	if err != nil {
-		return s.reply(c, badRequest{err})
+		return s.reply(c, err)
 	}
 	f, err := searchFilterFrom(p, s.o.Now(), true)
 	if err != nil {
@@ -364,7 +374,36 @@ func (s *Server) searchAttributes(c *fiber.Ctx) error {
 		return s.reply(c, err)
 	}
 	ctx, cancel := streamCtx(c)
-	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSONCharsetUTF8)
+	return s.streamAttributes(c, ctx, cancel, who, rows, f)
+}
+
+// searchParams reads a restSearch request: the filters, checked against
+// the endpoint's table, with a returnFormat named in the path
+// (/attributes/restSearch/csv) when the body names none.
+func (s *Server) searchParams(c *fiber.Ctx, endpoint string) (params, error) {
+	p, err := s.requestParams(c)
+	if err != nil {
+		return nil, badRequest{err}
+	}
+	if arg, _ := splitPath(c.Params("*")); arg != "" && !p.has("returnFormat") {
+		p["returnFormat"], _ = json.Marshal(arg)
+	}
+	if err := checkFilters(p, endpoint); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// streamAttributes writes the attributes of rows in f's format.
+func (s *Server) streamAttributes(c *fiber.Ctx, ctx context.Context, cancel context.CancelFunc, who views.Viewer, rows []listed, f *searchFilter) error {
+	switch f.format {
+	case "csv":
+		c.Set(fiber.HeaderContentType, "text/csv; charset=utf-8")
+	case "text":
+		c.Set(fiber.HeaderContentType, fiber.MIMETextPlainCharsetUTF8)
+	default:
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSONCharsetUTF8)
+	}
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer cancel()
 		if err := s.writeAttributes(ctx, w, who, rows, f); err != nil {
@@ -376,7 +415,18 @@ func (s *Server) searchAttributes(c *fiber.Ctx) error {
 }
 
 func (s *Server) writeAttributes(ctx context.Context, w *bufio.Writer, who views.Viewer, rows []listed, f *searchFilter) error {
-	w.WriteString(`{"response":{"Attribute":[`)
+	switch f.format {
+	case "json":
+		w.WriteString(`{"response":{"Attribute":[`)
+	case "csv":
+		if !f.headerless {
+			w.WriteString(csvHeader)
+			if f.context {
+				w.WriteString(csvContextHeader)
+			}
+			w.WriteByte('\n')
+		}
+	}
 	skip, left := 0, -1
 	if f.limit > 0 {
 		skip, left = max(f.pg-1, 0)*f.limit, f.limit
@@ -387,7 +437,12 @@ func (s *Server) writeAttributes(ctx context.Context, w *bufio.Writer, who views
 	err := s.eachPart(ctx, who, rows, func(r listed, e *mispmap.Event) (bool, error) {
 		evTags := eventTagNames(e)
 		num := numID(e.UUID)
-		summary := appendEventSummary(nil, e, num)
+		var summary []byte
+		if f.context {
+			summary = appendEventContext(nil, e, num)
+		} else {
+			summary = appendEventSummary(nil, e, num)
+		}
 		var inherited []mispmap.Tag
 		if f.eventTags {
 			inherited = e.Tag
@@ -396,7 +451,7 @@ func (s *Server) writeAttributes(ctx context.Context, w *bufio.Writer, who views
 		if f.eventUUID {
 			eventUUID = e.UUID
 		}
-		emit := func(a *mispmap.Attribute, objectID string) bool {
+		emit := func(a *mispmap.Attribute, o *mispmap.Object, objectID string) bool {
 			if !f.matchAttr(a, evTags) {
 				return true
 			}
@@ -405,11 +460,18 @@ func (s *Server) writeAttributes(ctx context.Context, w *bufio.Writer, who views
 				return true
 			}
 			buf = buf[:0]
-			if n > 0 {
-				buf = append(buf, ',')
+			switch f.format {
+			case "json":
+				if n > 0 {
+					buf = append(buf, ',')
+				}
+				buf = appendAttribute(buf, a, num, objectID, summary, eventUUID, inherited)
+			case "csv":
+				buf = appendCSVRow(buf, a, num, o, e, f.context)
+			default:
+				buf = append(append(buf, a.Value...), '\n')
 			}
 			n++
-			buf = appendAttribute(buf, a, num, objectID, summary, eventUUID, inherited)
 			if _, werr = w.Write(buf); werr != nil {
 				return false
 			}
@@ -420,20 +482,23 @@ func (s *Server) writeAttributes(ctx context.Context, w *bufio.Writer, who views
 			return true
 		}
 		for i := range e.Attribute {
-			if !emit(&e.Attribute[i], "0") {
+			if !emit(&e.Attribute[i], nil, "0") {
 				return false, werr
 			}
 		}
-		for _, o := range e.Object {
+		for j := range e.Object {
+			o := &e.Object[j]
 			oid := numID(o.UUID)
 			for i := range o.Attribute {
-				if !emit(&o.Attribute[i], oid) {
+				if !emit(&o.Attribute[i], o, oid) {
 					return false, werr
 				}
 			}
 		}
 		return true, ctx.Err()
 	})
-	w.WriteString(`]}}`)
+	if f.format == "json" {
+		w.WriteString(`]}}`)
+	}
 	return err
 }

@@ -148,6 +148,7 @@ func (s *Server) Mount(app *fiber.App, auth *httpapi.Auth) {
 	post("/events/pushProposals/*", pushProposals)
 	post("/events/restSearch*", s.searchEvents)
 	post("/attributes/restSearch*", s.searchAttributes)
+	post("/objects/restSearch*", s.searchObjects)
 
 	// The read API of a PyMISP user.
 	get("/attributes/describeTypes*", s.describeTypes)
