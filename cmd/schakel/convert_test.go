@@ -331,3 +331,27 @@ func TestConvertKeepsIDs(t *testing.T) {
 		}
 	}
 }
+
+// TestConvertMISPSearchResults: the objects-only and attributes-only
+// results of MISP's restSearch convert, grouped by the event they name.
+func TestConvertMISPSearchResults(t *testing.T) {
+	objects := `{"response":[{"Object":{"id":"7","event_id":"41","name":"domain-ip","uuid":"5c1a5ab5-9a1c-4d2e-8a6f-0a0b0c0d0e02",` +
+		`"ObjectReference":[],"Attribute":[{"event_id":"41","object_id":"7","object_relation":"domain","type":"domain","value":"objects.example","uuid":"5c1a5ab5-9a1c-4d2e-8a6f-0a0b0c0d0e03"}]}}]}`
+	attributes := `{"response":{"Attribute":[{"event_id":"41","object_id":"0","type":"domain","value":"attrs.example",` +
+		`"uuid":"5c1a5ab5-9a1c-4d2e-8a6f-0a0b0c0d0e04","Event":{"id":"41","info":"Campaign A","uuid":"5c1a5ab5-9a1c-4d2e-8a6f-0a0b0c0d0e01"}}]}}`
+	for _, c := range []struct{ name, in, want string }{
+		{"objects", objects, `"title":"MISP objects of event 41"`},
+		{"attributes", attributes, `"title":"Campaign A"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, stderr := runConvert(t, []byte(c.in), "--from", "misp")
+			if code != 0 || !strings.Contains(out, c.want) || strings.Count(out, "\n") != 1 {
+				t.Errorf("exit %d, stderr %s, out %s; want one event with %s", code, stderr, out, c.want)
+			}
+		})
+	}
+	code, _, stderr := runConvert(t, []byte(`{"response":{"Attribute":[]}}`), "--from", "misp")
+	if code != 1 || !strings.Contains(stderr, "holds no attributes") {
+		t.Errorf("empty attribute result: exit %d, %s", code, stderr)
+	}
+}

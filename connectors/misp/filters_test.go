@@ -303,3 +303,47 @@ func TestObjectsRestSearch(t *testing.T) {
 		t.Errorf("objects csv = %d %s, want 400 naming returnFormat", r.code, r.body)
 	}
 }
+
+// TestSearchResultsDecode: what /objects/restSearch and
+// /attributes/restSearch serve reads back as events (mappings/misp groups
+// them by the event they name), and push-in accepts it.
+func TestSearchResultsDecode(t *testing.T) {
+	e := newEnv(t)
+	seedFilters(e)
+
+	objs := e.call("POST", "/objects/restSearch", e.keyB, map[string]any{"eventid": idObject}).must(t, 200, nil)
+	evs, problems, err := mispmap.Decode(objs.body)
+	if err != nil || len(problems) > 0 || len(evs) != 1 {
+		t.Fatalf("objects result: %d events, %v, %v: %s", len(evs), problems, err, objs.body)
+	}
+	if ev := evs[0]; len(ev.Indicators) != 1 || ev.Indicators[0].Value != "203.0.113.60" ||
+		ev.Extensions == nil || !strings.Contains(string(ev.Extensions.MISP), objUUID) || !strings.HasPrefix(ev.Title, "MISP objects of event ") {
+		t.Errorf("objects result decoded to %+v", ev)
+	}
+
+	attrs := e.call("POST", "/attributes/restSearch", e.keyB, map[string]any{"eventid": idObject}).must(t, 200, nil)
+	evs, problems, err = mispmap.Decode(attrs.body)
+	if err != nil || len(problems) > 0 || len(evs) != 1 {
+		t.Fatalf("attributes result: %d events, %v, %v: %s", len(evs), problems, err, attrs.body)
+	}
+	if ev := evs[0]; ev.ID != idObject || ev.Title != "event "+idObject || len(ev.Indicators) != 1 {
+		t.Errorf("attributes result decoded to %+v", ev)
+	}
+
+	var saved struct {
+		Event struct{ ID, UUID, Info string }
+	}
+	e.call("POST", "/events/add", e.keySrc, objs.body).must(t, 200, &saved)
+	if saved.Event.UUID == "" || !strings.HasPrefix(saved.Event.Info, "MISP objects of event ") {
+		t.Fatalf("add of an objects result replied %+v", saved)
+	}
+	stored, err := e.st.Event(t.Context(), saved.Event.UUID)
+	if err != nil || stored.Extensions == nil || !strings.Contains(string(stored.Extensions.MISP), objUUID) {
+		t.Fatalf("stored %+v, %v", stored, err)
+	}
+
+	r := e.call("POST", "/events/add", e.keySrc, `{"response":{"Attribute":[]}}`)
+	if r.code != 400 || !strings.Contains(string(r.body), "holds no attributes") {
+		t.Errorf("empty attribute result: %d %s", r.code, r.body)
+	}
+}

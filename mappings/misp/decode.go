@@ -153,7 +153,10 @@ func (j *jorg) UnmarshalJSON(b []byte) error {
 
 // Decode maps one MISP document to canonical events. It accepts
 // {"Event":{…}}, {"response":[{"Event":{…}},…]} (restSearch), a bare event
-// object (/events/index entries, PyMISP) and a JSON array of any of these.
+// object (/events/index entries, PyMISP) and a JSON array of any of these;
+// also the objects-only and attributes-only results of /objects/restSearch
+// and /attributes/restSearch, grouped into events by the event they name
+// (loose.go).
 // Problems that affect part of the input are returned as FieldErrors naming
 // the JSON pointer ("/Event/Attribute/3/value") while the rest is still
 // mapped; err is only for input that cannot be read at all (then no events).
@@ -192,6 +195,7 @@ func DecodeWith(data []byte, o DecodeOptions) ([]*gateway.Event, []gateway.Field
 		}
 		return nil, nil, errors.New("misp: input is not a MISP event: expected a JSON object or array")
 	}
+	d.flushLoose()
 	errs := d.fieldErrors()
 	if len(d.events) == 0 && d.notEvents > 0 {
 		return nil, errs, fmt.Errorf("misp: no MISP event found: %s", errs[0].Error())
@@ -209,6 +213,7 @@ type decoder struct {
 	docAttrs    int // attributes mapped so far in the document
 	eventsSeen  int
 	eventsLimit bool
+	looseSet    *looseSet // objects and attributes without their event (loose.go)
 }
 
 func (d *decoder) errorf(field, format string, args ...any) {
@@ -282,8 +287,7 @@ func (d *decoder) decoded(ptr string, r *rawEvent, err error, allowResponse bool
 				Attribute jraw `json:"Attribute"`
 			}
 			if json.Unmarshal(rb, &ar) == nil && ar.Attribute.b != nil {
-				d.notEvents++
-				d.errorf(ptr+"/response/Attribute", "this is an attribute search result (/attributes/restSearch), not an event; fetch events with /events/restSearch")
+				d.looseAttributes(ptr+"/response/Attribute", ar.Attribute.b)
 				return
 			}
 			d.container(ptr+"/response", rb, false)
@@ -293,6 +297,9 @@ func (d *decoder) decoded(ptr string, r *rawEvent, err error, allowResponse bool
 		}
 	case r.isEvent():
 		d.event(ptr, r)
+	case r.Object.obj != nil:
+		// One entry of an /objects/restSearch result.
+		d.loose(ptr+"/Object", r.Object.obj, true)
 	default:
 		d.notEvents++
 		d.errorf(ptr, `not a MISP event: expected {"Event":{…}}, {"response":[…]} or an event object with info, uuid or Attribute`)

@@ -72,7 +72,7 @@ func TestDecodeUnreadable(t *testing.T) {
 		{"empty object", `{}`, "not a MISP event"},
 		{"sharing groups", `[{"SharingGroup":{"name":"x"}}]`, "/0: not a MISP event"},
 		{"Event not an object", `{"Event":"x"}`, "/Event: Event must be an object"},
-		{"attribute search", `{"response":{"Attribute":[{"type":"md5","value":"x"}]}}`, "attribute search result"},
+		{"empty attribute search", `{"response":{"Attribute":[]}}`, "holds no attributes"},
 		{"nested response", `{"response":[{"response":[` + bare(uuidA) + `]}]}`, "/response/0: not a MISP event"},
 		{"too deep", deep, "not valid JSON"},
 	}

@@ -5,7 +5,11 @@
 //
 // Decode accepts {"Event":{…}}, {"response":[{"Event":{…}},…]}, a bare
 // event object and a JSON array of any of these. Numbers may be JSON
-// numbers or strings, booleans true/false, 1/0 or "1"/"0".
+// numbers or strings, booleans true/false, 1/0 or "1"/"0". The results of
+// /objects/restSearch ({"response":[{"Object":{…}},…]}) and
+// /attributes/restSearch ({"response":{"Attribute":[…]}}) become one event
+// per event they name (the Event summary's uuid and info, else event_id;
+// titled "MISP objects of event 41"); what names none becomes one event.
 //
 //	uuid                       → id and source.ref (source.format "misp")
 //	info                       → title

@@ -141,6 +141,7 @@ type jlist struct {
 	elems [][]byte
 	total int
 	bad   bool
+	obj   []byte // the value when it is an object, not a list (a lone MISP object)
 }
 
 // listCap bounds the elements of one list kept in memory; Decode never maps
@@ -153,6 +154,8 @@ func (j *jlist) UnmarshalJSON(b []byte) error {
 	case 'n':
 	case '[':
 		j.elems, j.total = splitArray(b, listCap)
+	case '{':
+		j.bad, j.obj = true, b
 	default:
 		j.bad = true
 	}

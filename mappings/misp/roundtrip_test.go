@@ -250,7 +250,8 @@ func TestRoundTripFixtures(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if e.UUID != strings.ToLower(orig.UUID) {
+				// An attribute search result names no event: any uuid will do.
+				if orig.UUID != "" && e.UUID != strings.ToLower(orig.UUID) {
 					t.Errorf("event uuid %s, want %s", e.UUID, orig.UUID)
 				}
 				checkCategories(t, e)
