@@ -29,6 +29,8 @@ type manifestOrg struct {
 	UUID string `json:"uuid"`
 }
 
+func manifestOrgOf(o orgRef) manifestOrg { return manifestOrg{Name: o.Name, UUID: o.UUID} }
+
 type manifestTag struct {
 	Name   string `json:"name"`
 	Colour string `json:"colour"`
@@ -66,7 +68,6 @@ func (s *Server) manifest(c *fiber.Ctx) error {
 	if err != nil || done {
 		return s.feedError(c, err)
 	}
-	orgc := manifestOrg{Name: s.o.Org.Name, UUID: strings.ToLower(s.o.Org.UUID)}
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSONCharsetUTF8)
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
 		enc := json.NewEncoder(w)
@@ -82,7 +83,7 @@ func (s *Server) manifest(c *fiber.Ctx) error {
 				tags[j] = manifestTag{Name: t.Name, Colour: t.Colour}
 			}
 			if err := enc.Encode(manifestEntry{
-				Info: partInfo(r.m.Info, r.part, r.parts), Orgc: orgc, Tag: tags, Date: r.m.Date,
+				Info: partInfo(r.m.Info, r.part, r.parts), Orgc: manifestOrgOf(r.m.creator(s.o.Org)), Tag: tags, Date: r.m.Date,
 				Analysis: r.m.Analysis, ThreatLevelID: r.m.Threat, Timestamp: strconv.FormatInt(r.ts, 10),
 			}); err != nil {
 				s.o.Log.Warn("misp feed manifest stream failed", "error", err)

@@ -207,7 +207,12 @@ func appendCSVRow(b []byte, a *mispmap.Attribute, eventNum string, o *mispmap.Ob
 func appendEventContext(b []byte, e *mispmap.Event, num string) []byte {
 	b = append(b, `{"id":`...)
 	b = appendString(b, num)
-	b = append(b, `,"org_id":"1","orgc_id":"1"`...)
+	orgcID := "1"
+	if e.Orgc != e.Org {
+		orgcID = orgNum(e.Orgc.Name, e.Orgc.UUID)
+	}
+	b = append(b, `,"org_id":"1"`...)
+	b = appendField(b, "orgc_id", orgcID)
 	b = appendField(b, "uuid", e.UUID)
 	b = appendField(b, "info", e.Info)
 	b = appendField(b, "date", e.Date)
@@ -217,7 +222,8 @@ func appendEventContext(b []byte, e *mispmap.Event, num string) []byte {
 	b = appendField(b, "sharing_group_id", "0")
 	b = appendField(b, "timestamp", e.Timestamp)
 	b = appendField(b, "publish_timestamp", e.PublishTimestamp)
-	b = append(b, `,"published":true,"Orgc":{"id":"1"`...)
+	b = append(b, `,"published":true,"Orgc":{"id":`...)
+	b = appendString(b, orgcID)
 	b = appendField(b, "name", e.Orgc.Name)
 	b = appendField(b, "uuid", e.Orgc.UUID)
 	b = append(b, `},"Tag":[`...)

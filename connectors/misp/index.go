@@ -165,7 +165,7 @@ func (f *eventFilter) matchEvent(m *meta, org Org) bool {
 	if !f.tags.empty() && !f.tags.match(m.tagNames()) {
 		return false
 	}
-	if !f.orgs.empty() && !f.orgs.match(org.Name, strings.ToLower(org.UUID), "1") {
+	if c := m.creator(org); !f.orgs.empty() && !f.orgs.match(c.Name, c.UUID, c.ID) {
 		return false
 	}
 	if !f.info.empty() && !f.info.match(m.Info) {
@@ -398,7 +398,7 @@ func (s *Server) index(c *fiber.Ctx) error {
 	org := s.o.Org
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
 		if minimal {
-			writeMinimalIndex(w, rows, strings.ToLower(org.UUID))
+			writeMinimalIndex(w, rows, org)
 		} else if err := writeFullIndex(w, rows, org); err != nil {
 			s.o.Log.Warn("misp index stream failed", "error", err)
 		}
@@ -409,7 +409,8 @@ func (s *Server) index(c *fiber.Ctx) error {
 
 // writeMinimalIndex writes the entries MISP's pull reads. Every value is
 // digits, hex or a uuid, so the JSON is written by hand for speed.
-func writeMinimalIndex(w *bufio.Writer, rows []listed, orgUUID string) {
+func writeMinimalIndex(w *bufio.Writer, rows []listed, org Org) {
+	orgUUID := strings.ToLower(org.UUID)
 	w.WriteByte('[')
 	var buf []byte
 	for i, r := range rows {
@@ -424,7 +425,11 @@ func writeMinimalIndex(w *bufio.Writer, rows []listed, orgUUID string) {
 		buf = append(buf, `","sighting_timestamp":"0","published":true,"uuid":"`...)
 		buf = gateway.AppendUUID(buf, r.u)
 		buf = append(buf, `","orgc_uuid":"`...)
-		buf = append(buf, orgUUID...)
+		if r.m.OrgcName != "" {
+			buf = append(buf, r.m.OrgcUUID...)
+		} else {
+			buf = append(buf, orgUUID...)
+		}
 		buf = append(buf, `"}`...)
 		w.Write(buf)
 	}
@@ -497,10 +502,10 @@ func writeFullIndex(w *bufio.Writer, rows []listed, org Org) error {
 		num := strconv.FormatUint(r.num, 10)
 		ts := strconv.FormatInt(r.ts, 10)
 		row := indexRow{
-			ID: num, OrgID: o.ID, OrgcID: o.ID, Date: r.m.Date, Info: partInfo(r.m.Info, r.part, r.parts), UUID: u,
+			ID: num, OrgID: o.ID, OrgcID: r.m.creator(org).ID, Date: r.m.Date, Info: partInfo(r.m.Info, r.part, r.parts), UUID: u,
 			Published: true, Analysis: r.m.Analysis, AttributeCount: strconv.Itoa(r.count), Timestamp: ts,
 			Distribution: r.m.Distribution, SharingGroupID: "0", Locked: true, ThreatLevelID: r.m.Threat,
-			PublishTimestamp: ts, SightingTimestamp: "0", Org: o, Orgc: o, EventTag: eventTags(r.m.Tags, num),
+			PublishTimestamp: ts, SightingTimestamp: "0", Org: o, Orgc: r.m.creator(org), EventTag: eventTags(r.m.Tags, num),
 		}
 		if r.part > 1 {
 			row.ExtendsUUID = r.m.UUID

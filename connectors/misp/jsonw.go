@@ -76,7 +76,11 @@ func appendEventSummary(b []byte, e *mispmap.Event, num string) []byte {
 	b = appendString(b, e.Distribution)
 	b = appendField(b, "id", num)
 	b = appendField(b, "info", e.Info)
-	b = append(b, `,"orgc_id":"1"`...)
+	if e.Orgc != e.Org {
+		b = appendField(b, "orgc_id", orgNum(e.Orgc.Name, e.Orgc.UUID))
+	} else {
+		b = append(b, `,"orgc_id":"1"`...)
+	}
 	b = appendField(b, "uuid", e.UUID)
 	return append(b, `,"published":true}`...)
 }

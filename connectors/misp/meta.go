@@ -41,7 +41,11 @@ type meta struct {
 	Distribution string        `json:"di,omitempty"`
 	Tags         []mispmap.Tag `json:"tg,omitempty"`
 	Notification bool          `json:"n,omitempty"`
-	Parts        []int         `json:"p,omitempty"`
+	// OrgcName and OrgcUUID are the event's originator (its pass-through
+	// Orgc) when that is not this server; empty means this server.
+	OrgcName string `json:"oc,omitempty"`
+	OrgcUUID string `json:"ocu,omitempty"`
+	Parts    []int  `json:"p,omitempty"`
 	// Skip says why the event cannot be served over MISP (it failed to
 	// encode); such events are left out of every MISP view.
 	Skip string `json:"skip,omitempty"`
@@ -271,10 +275,32 @@ func buildMeta(ev *gateway.Event, enc mispmap.EncodeOptions) *meta {
 	m.TS, _ = strconv.ParseInt(e.Timestamp, 10, 64)
 	m.Threat, m.Analysis, m.Distribution = e.ThreatLevelID, e.Analysis, e.Distribution
 	m.Tags = e.Tag
+	if e.Orgc != e.Org {
+		m.OrgcName, m.OrgcUUID = e.Orgc.Name, e.Orgc.UUID
+	}
 	m.Notification = ev.Kind == gateway.KindNotification
 	m.Parts = sizes(plan(e, PartSize))
 	m.prepare()
 	return m
+}
+
+// creator is the event's Orgc: the originator it came with, else this
+// server (own).
+func (m *meta) creator(own Org) orgRef {
+	if m.OrgcName == "" {
+		return orgRef{ID: "1", Name: own.Name, UUID: strings.ToLower(own.UUID)}
+	}
+	return orgRef{ID: orgNum(m.OrgcName, m.OrgcUUID), Name: m.OrgcName, UUID: m.OrgcUUID}
+}
+
+// orgNum is the numeric id served for an organisation other than this
+// server, the same in every listing and in /organisations/index.
+func orgNum(name, uuid string) string {
+	key := strings.ToLower(uuid)
+	if key == "" {
+		key = name
+	}
+	return numID("org:" + key)
 }
 
 // prepare fills in the hot fields from UUID.

@@ -613,3 +613,69 @@ func TestAmberStrictFromUpstreamNotServed(t *testing.T) {
 		t.Errorf("upstream AMBER+STRICT in the addressed constituent's feed")
 	}
 }
+
+// TestServedOrgc: an event that came with its originator's Orgc is served
+// with that Orgc (Org stays this server) in every listing, and the org
+// filter matches it.
+func TestServedOrgc(t *testing.T) {
+	e := newEnv(t)
+	seed(e)
+	u := "20000000-0000-4000-8000-0000000000c1"
+	const orgcUUID = "11111111-2222-4333-8444-555555555555"
+	doc := mispDoc(u, t0.Unix(), []string{"tlp:clear"}, [3]string{"20000000-0000-4000-8000-0000000000c2", "ip-dst", "203.0.113.70"})
+	e.call("POST", "/events/add", e.keySrc, doc).must(t, 200, nil)
+	type orgRef struct{ ID, Name, UUID string }
+
+	var full []struct {
+		UUID   string `json:"uuid"`
+		OrgcID string `json:"orgc_id"`
+		Orgc   orgRef `json:"Orgc"`
+		Org    orgRef `json:"Org"`
+	}
+	e.call("POST", "/events/index", e.keyB, map[string]any{"eventid": u}).must(t, 200, &full)
+	if len(full) != 1 || full[0].Orgc.Name != "NCSC-NL" || full[0].Orgc.UUID != orgcUUID || full[0].Org.Name != testOrg.Name ||
+		full[0].OrgcID == "1" || full[0].OrgcID != full[0].Orgc.ID {
+		t.Fatalf("full index = %+v", full)
+	}
+	orgcID := full[0].OrgcID
+	var minimal []indexEntry
+	e.call("POST", "/events/index", e.keyB, map[string]any{"minimal": 1, "eventid": u}).must(t, 200, &minimal)
+	if len(minimal) != 1 || minimal[0].OrgcUUID != orgcUUID {
+		t.Errorf("minimal index = %+v", minimal)
+	}
+	for _, tc := range []struct {
+		org  string
+		want bool
+	}{{"NCSC-NL", true}, {orgcUUID, true}, {orgcID, true}, {testOrg.Name, false}} {
+		got := uuids(e.index(e.keyB, map[string]any{"minimal": 1, "org": tc.org}))[u]
+		if got != tc.want {
+			t.Errorf("index org %q lists the event: %v, want %v", tc.org, got, tc.want)
+		}
+	}
+
+	var view struct {
+		Event struct {
+			OrgcID string `json:"orgc_id"`
+			Orgc   orgRef `json:"Orgc"`
+			Org    orgRef `json:"Org"`
+		}
+	}
+	e.call("GET", "/events/view/"+u, e.keyB, nil).must(t, 200, &view)
+	if v := view.Event; v.Orgc.Name != "NCSC-NL" || v.Orgc.ID != orgcID || v.OrgcID != orgcID || v.Org.Name != testOrg.Name {
+		t.Errorf("view = %+v", v)
+	}
+
+	var m map[string]struct{ Orgc orgRef }
+	e.call("GET", "/feeds/misp/manifest.json", "", nil).must(t, 200, &m)
+	if m[u].Orgc.Name != "NCSC-NL" || m[u].Orgc.UUID != orgcUUID {
+		t.Errorf("manifest entry = %+v", m[u])
+	}
+	if m[idClear].Orgc.Name != testOrg.Name {
+		t.Errorf("manifest entry of an own event = %+v", m[idClear])
+	}
+
+	attrs := e.call("POST", "/attributes/restSearch", e.keyB, map[string]any{"eventid": u, "includeContext": 1}).must(t, 200, nil)
+	if !strings.Contains(string(attrs.body), `"Orgc":{"id":"`+orgcID+`","name":"NCSC-NL"`) {
+		t.Errorf("attributes with context: %s", attrs.body)
+	}
+}

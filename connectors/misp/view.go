@@ -33,7 +33,14 @@ func served(p *mispmap.Event, withID bool) servedEvent {
 	} else {
 		p.ID = ""
 	}
-	return servedEvent{Event: p, OrgID: "1", OrgcID: "1", Locked: true, SightingTimestamp: "0"}
+	out := servedEvent{Event: p, OrgID: "1", OrgcID: "1", Locked: true, SightingTimestamp: "0"}
+	// Org is always this server; Orgc differs when the event came with
+	// its originator (the pass-through Orgc).
+	if p.Orgc != p.Org {
+		out.OrgcID = orgNum(p.Orgc.Name, p.Orgc.UUID)
+		p.Orgc.ID = out.OrgcID
+	}
+	return out
 }
 
 // marshalEvent writes {"Event":{…}} without HTML escaping, so values reach
