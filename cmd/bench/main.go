@@ -48,6 +48,7 @@ var figures = []figure{
 	{Pkg: "./connectors/mail", Bench: "BenchmarkSend$", Metric: "mail_send_per_s", Name: "mail_send_per_s", Unit: "messages/s", Target: ">= 200 (local relay, connection reuse)", Time: "2s"},
 	{Pkg: "./connectors/misp", Bench: "BenchmarkIndex100k$", Metric: "misp_index_100k_p50_ms", Name: "misp_index_100k_p50_ms", Unit: "ms", Target: "< 300 (100k events)"},
 	{Pkg: "./connectors/misp", Bench: "BenchmarkAttributesRestSearch250k$", Metric: "misp_restsearch_250k_s", Name: "misp_restsearch_250k_s", Unit: "s", Target: "< 3 (250k attributes)"},
+	{Pkg: "./connectors/misp", Bench: "BenchmarkObjectsRestSearch100k$", Metric: "misp_objects_restsearch_100k_s", Name: "misp_objects_restsearch_100k_s", Unit: "s", Target: "<= 2 (100k objects)"},
 	{Pkg: "./connectors/misp", Bench: "BenchmarkPush10k$", Metric: "misp_push_10k_s", Name: "misp_push_10k_s", Unit: "s", Target: "< 1 (10k-attribute push-in)"},
 	{Pkg: "./connectors/taxii", Bench: "BenchmarkPage1000$", Metric: "taxii_page_1000_p50_ms", Name: "taxii_page_1000_p50_ms", Unit: "ms", Target: "< 100 (100k objects in the collection)"},
 	{Pkg: "./connectors/csv", Bench: "BenchmarkCSV100kRoute$", Metric: "csv_100k_route_s", Name: "csv_100k_route_s", Unit: "s", Target: "< 4 (100k rows, 10k constituents)"},

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/schakel/schakel/gateway"
+	mispmap "github.com/schakel/schakel/mappings/misp"
 )
 
 // fill ingests n events built by mk through the pipeline, a few at a time.
@@ -146,6 +147,45 @@ func BenchmarkAttributesRestSearch250k(b *testing.B) {
 		}
 	}
 	b.ReportMetric(secs, "misp_restsearch_250k_s")
+	b.ReportMetric(float64(size)/(1<<20), "MiB")
+}
+
+// BenchmarkObjectsRestSearch100k: POST /objects/restSearch returning
+// 100,000 ip-port objects of two attributes each (20 events of 5,000),
+// read to the end by the client. Reports seconds as
+// misp_objects_restsearch_100k_s (target ≤ 2 s).
+func BenchmarkObjectsRestSearch100k(b *testing.B) {
+	const events, per = 20, 5_000
+	e := newEnv(b)
+	fill(b, e, events, func(i int) *gateway.Event {
+		x := ev(fmt.Sprintf("%08x-0000-4000-8000-000000000100", i), gateway.KindIntel, gateway.TLPClear, t0.Add(time.Duration(i)*time.Minute))
+		x.Indicators = make([]gateway.Indicator, 0, 2*per)
+		for j := range per {
+			obj := fmt.Sprintf("%08x-0000-4000-9000-%012d", i, j)
+			in := func(typ gateway.IndicatorType, mispType, rel, v string) gateway.Indicator {
+				return gateway.Indicator{Type: typ, Value: v, Detect: true, Attributes: map[string]string{
+					mispmap.AttrType: mispType, mispmap.AttrObject: "ip-port", mispmap.AttrObjectUUID: obj, mispmap.AttrObjectRelation: rel,
+				}}
+			}
+			x.Indicators = append(x.Indicators,
+				in(gateway.TypeIPv4, "ip-dst", "ip", fmt.Sprintf("10.%d.%d.%d", i, j>>8, j&255)),
+				in(gateway.TypeDomain, "domain", "domain", fmt.Sprintf("host-%d-%d.bad.example", i, j)))
+		}
+		return x
+	})
+	body := `{"returnFormat":"json"}`
+	var secs float64
+	var size int64
+	for b.Loop() {
+		t := time.Now()
+		var got int
+		size, got = post(b, e, "/objects/restSearch", e.keyA, body, []byte(`{"Object":`))
+		secs = time.Since(t).Seconds()
+		if got != events*per {
+			b.Fatalf("objects/restSearch returned %d objects, want %d", got, events*per)
+		}
+	}
+	b.ReportMetric(secs, "misp_objects_restsearch_100k_s")
 	b.ReportMetric(float64(size)/(1<<20), "MiB")
 }
 
