@@ -32,6 +32,7 @@ type meta struct {
 	hot bool
 
 	Version      string        `json:"v"`
+	Schema       int           `json:"s,omitempty"` // metaSchema when built
 	UUID         string        `json:"u,omitempty"`
 	TS           int64         `json:"ts,omitempty"`
 	Info         string        `json:"i,omitempty"`
@@ -66,6 +67,10 @@ func (m *meta) total() int {
 	}
 	return n
 }
+
+// metaSchema changes when meta gains a field, so metas stored by an
+// older Schakel are computed again rather than served without it (1: Orgc).
+const metaSchema = 1
 
 // EventVersions loads stored event versions.
 type EventVersions interface {
@@ -130,7 +135,7 @@ func (c *metas) get(ctx context.Context, entries []views.Entry) ([]*meta, error)
 		for j, i := range chunk {
 			blob, err := cmds[j].Bytes()
 			var m meta
-			if err != nil || json.Unmarshal(blob, &m) != nil || m.Version != entries[i].Version {
+			if err != nil || json.Unmarshal(blob, &m) != nil || m.Version != entries[i].Version || m.Schema != metaSchema {
 				still = append(still, i)
 				continue
 			}
@@ -265,7 +270,7 @@ func (c *metas) remember(entries []views.Entry, idx []int, out []*meta) {
 
 // buildMeta encodes the whole event once to learn what the index shows.
 func buildMeta(ev *gateway.Event, enc mispmap.EncodeOptions) *meta {
-	m := &meta{Version: ev.Version()}
+	m := &meta{Version: ev.Version(), Schema: metaSchema}
 	e, err := mispmap.EncodeEvent(ev, enc)
 	if err != nil {
 		m.Skip = err.Error()
