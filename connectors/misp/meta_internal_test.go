@@ -23,7 +23,7 @@ func (o oneEvent) EventVersion(context.Context, string, string) (*gateway.Event,
 func TestMetaSchema(t *testing.T) {
 	r := redistest.New(t)
 	ev := &gateway.Event{ID: "40000000-0000-4000-8000-000000000001", Kind: gateway.KindIntel, Title: "t", TLP: gateway.TLPClear,
-		Modified: time.Unix(1_700_000_000, 0).UTC(),
+		Modified:   time.Unix(1_700_000_000, 0).UTC(),
 		Extensions: &gateway.Extensions{MISP: []byte(`{"orgc":{"name":"CIRCL","uuid":"55f6ea5e-2c60-40e5-964f-47a8950d210f"}}`)}}
 	c := newMetas(r.Client, r.Prefix, oneEvent{ev}, mispmap.EncodeOptions{OrgName: "Schakel"}, slog.Default())
 	entry := views.Entry{ID: ev.ID, Version: ev.Version()}
