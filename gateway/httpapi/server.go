@@ -13,6 +13,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -89,6 +90,7 @@ type Server struct {
 	sources  map[string]SourceConfig
 	authFail *authFailures
 	linger   time.Duration // how long a close drains an unread request; lingerTime when 0
+	sealed   sync.Once     // the admin API is added after the mounts (seal)
 }
 
 // New builds the app and its routes.
@@ -118,7 +120,10 @@ func New(o Options) *Server {
 }
 
 // App exposes the fiber app (for tests with app.Test and for Listen).
-func (s *Server) App() *fiber.App { return s.app }
+func (s *Server) App() *fiber.App {
+	s.seal()
+	return s.app
+}
 
 // Serve serves on ln until Shutdown. Connections close lingering (see
 // lingerListener), so a client that sent an oversized body reads its 413.
@@ -127,13 +132,15 @@ func (s *Server) Serve(ln net.Listener) error {
 	if wait <= 0 {
 		wait = lingerTime
 	}
+	s.seal()
 	return s.app.Listener(lingerListener{Listener: ln, wait: wait})
 }
 
 // Shutdown stops accepting and waits for in-flight requests up to ctx.
 func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
 
-// Mount lets a connector add routes. auth checks keys for the given roles.
+// Mount lets a connector add routes, before the server is served (the admin
+// API is added after them). auth checks keys for the given roles.
 func (s *Server) Mount(f func(app *fiber.App, auth *Auth)) { f(s.app, &Auth{s: s}) }
 
 func (s *Server) routes() {
@@ -146,7 +153,17 @@ func (s *Server) routes() {
 	}
 	v1 := a.Group("/api/v1")
 	v1.Post("/events", s.requireRole(store.RoleSource), s.ingestLimit, s.postEvent)
-	adm := v1.Group("", s.adminAPI(s.requireRole(store.RoleAdmin)))
+}
+
+// seal adds the admin API last, once every connector has mounted its routes:
+// its guard covers everything under /api/v1 that no route before it
+// answered, so an unknown path answers 401 to a caller without a key rather
+// than revealing which paths exist, while a connector's own route under
+// /api/v1 (signed-webhook ingest) keeps its own authentication.
+func (s *Server) seal() { s.sealed.Do(s.adminRoutes) }
+
+func (s *Server) adminRoutes() {
+	adm := s.app.Group("/api/v1", s.requireRole(store.RoleAdmin))
 	adm.Get("/events", s.listEvents)
 	adm.Get("/events/:id", s.getEvent)
 	adm.Get("/constituents", s.listConstituents)
@@ -164,32 +181,6 @@ func (s *Server) routes() {
 	adm.Get("/dead-letters", s.deadLetters)
 	adm.Post("/dead-letters/:id/retry", s.retryDead)
 	adm.Delete("/dead-letters/:id", s.discardDead)
-}
-
-// signedIngestPrefix is signed-webhook ingest (POST /api/v1/ingest/{source}).
-// The webhook connector mounts it after these routes; it authenticates by
-// the body's signature, not by a key.
-const signedIngestPrefix = "/api/v1/ingest/"
-
-// adminAPI guards everything under /api/v1 not routed before it with
-// requireAdmin, so an unknown path answers 401 to a caller without a key
-// rather than revealing which paths exist. Signed-webhook ingest passes.
-func (s *Server) adminAPI(requireAdmin fiber.Handler) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		if c.Method() == fiber.MethodPost && isSignedIngest(c.Path()) {
-			return c.Next()
-		}
-		return requireAdmin(c)
-	}
-}
-
-// isSignedIngest reports whether path is one the signed-ingest route
-// matches: one non-empty segment after the prefix, an optional trailing
-// slash, any case (fiber's routing defaults).
-func isSignedIngest(path string) bool {
-	rest, ok := strings.CutPrefix(strings.ToLower(path), signedIngestPrefix)
-	rest = strings.TrimSuffix(rest, "/")
-	return ok && rest != "" && !strings.Contains(rest, "/")
 }
 
 // metricsAuth requires "Authorization: Bearer <MetricsKey>" when a key is
