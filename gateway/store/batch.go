@@ -435,7 +435,11 @@ func (s *Store) stepEnqueue(ctx context.Context, live []*Batch) []*Batch {
 		zadd(ctx, s.key("events"), member)
 		zadd(ctx, s.key("events", "src", ev.Source.Name), member)
 		zadd(ctx, s.key("events", "tlp", string(ev.TLP)), member)
-		zadd(ctx, s.key("routing"), redis.Z{Score: score, Member: routingMember(ev.ID, b.version)})
+		if b.stored {
+			// The put step wrote the routing-queue entry for every other
+			// batch; a stored version routed again gets it back here.
+			pipe.ZAddNX(ctx, s.key("routing"), redis.Z{Score: score, Member: routingMember(ev.ID, b.version)})
+		}
 		if b.oldTLP != "" && b.oldTLP != string(ev.TLP) {
 			pipe.ZRem(ctx, s.key("events", "tlp", b.oldTLP), ev.ID)
 		}
