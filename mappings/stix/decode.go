@@ -39,10 +39,13 @@ const (
 	AttrPatternType    = "stix_pattern_type"     // pattern_type when it is not "stix"
 	AttrObservedDataID = "stix_observed_data_id" // the observed-data an observable came from
 	AttrFileID         = "stix_sco_id"           // the (§2.9) id of the file hashes and a name belong to
-	AttrDirection      = "stix_direction"        // "src" for network-traffic src_ref
-	AttrName           = "name"                  // indicator name
-	AttrIndicatorTypes = "indicator_types"       // comma-separated
-	AttrLabels         = "labels"                // the object's labels, ", "-separated
+	// AttrDirection ("src") is how events stored before gateway.AttrDirection
+	// said an address was a network-traffic src_ref; decode now writes
+	// gateway.AttrDirection, encode reads both.
+	AttrDirection      = "stix_direction"
+	AttrName           = "name"            // indicator name
+	AttrIndicatorTypes = "indicator_types" // comma-separated
+	AttrLabels         = "labels"          // the object's labels, ", "-separated
 	AttrValidUntil     = "valid_until"
 
 	// The source's own version of an indicator, so Encode can give it back

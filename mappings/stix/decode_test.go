@@ -276,8 +276,8 @@ func TestDecodeObservedData(t *testing.T) {
 	if len(got) != 2 {
 		t.Errorf("indicators %v, want the address once (with its port) and one sha256", got)
 	}
-	if i := got["ipv4 198.51.100.9"]; i.Port != 4444 || i.Attributes[AttrDirection] != "src" {
-		t.Errorf("address %+v, want port 4444 and direction src", i)
+	if i := got["ipv4 198.51.100.9"]; i.Port != 4444 || i.Attributes[gateway.AttrDirection] != gateway.DirectionSource {
+		t.Errorf("address %+v, want port 4444 and direction source", i)
 	}
 	if _, ok := got["sha256 BB"]; !ok {
 		t.Errorf("want the SHA-256 spelled SHA-256 (first in sorted order), got %v", got)

@@ -192,7 +192,7 @@ type (
 // are not repeated in x_schakel_attributes.
 var reservedAttrs = map[string]bool{
 	AttrID: true, AttrPattern: true, AttrPatternType: true, AttrObservedDataID: true, AttrFileID: true,
-	AttrDirection: true, AttrName: true, AttrIndicatorTypes: true, AttrLabels: true, AttrValidUntil: true,
+	AttrDirection: true, gateway.AttrDirection: true, AttrName: true, AttrIndicatorTypes: true, AttrLabels: true, AttrValidUntil: true,
 	AttrSourcePattern: true, AttrCreated: true, AttrModified: true, AttrCreatedByRef: true, AttrSourceTLP: true,
 	AttrContentDigest: true, AttrMarkingRefs: true,
 }
@@ -826,7 +826,7 @@ func (e *encoder) observed() error {
 			odID = mispID("observed-data", ind)
 		}
 		if odID == "" {
-			dir := ind.Attributes[AttrDirection]
+			dir := ""
 			if sourceSide(ind) {
 				dir = "src" // the same id whichever attribute said so
 			}

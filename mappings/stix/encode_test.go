@@ -31,7 +31,7 @@ func richEvent() *gateway.Event {
 		Indicators: []gateway.Indicator{
 			{Type: "ipv4", Value: "192.0.2.10", Detect: true, Port: 443, Observed: t0, Comment: "c2", Attributes: map[string]string{"tag": "exchange"}},
 			{Type: "ipv4", Value: "192.0.2.11", Detect: true},
-			{Type: "ipv4", Value: "198.51.100.1", Port: 22, Attributes: map[string]string{AttrDirection: "src"}},
+			{Type: "ipv4", Value: "198.51.100.1", Port: 22, Attributes: map[string]string{gateway.AttrDirection: gateway.DirectionSource}},
 			{Type: "ipv6", Value: "2001:db8::1", Detect: true},
 			{Type: "ipv6", Value: "2001:db8::2"},
 			{Type: "cidr", Value: "192.0.2.0/24", Detect: true},

@@ -355,7 +355,7 @@ func networkTraffic(alt []comparison) (gateway.Indicator, bool) {
 		ind.Port = int(port)
 	}
 	if side == "src" {
-		ind.Attributes = map[string]string{AttrDirection: "src"}
+		ind.Attributes = map[string]string{gateway.AttrDirection: gateway.DirectionSource}
 	}
 	return ind, true
 }

@@ -115,7 +115,7 @@ func (d *decoder) observables(b *builder, scos []*object, ctx *observedCtx) {
 					d.fail(s.ptr+"/"+side.name+"_port", "%s_port must be a number 0..65535", side.name)
 				}
 				if side.name == "src" {
-					ind.Attributes = mergeAttrs(ind.Attributes, map[string]string{AttrDirection: "src"})
+					ind.Attributes = mergeAttrs(ind.Attributes, map[string]string{gateway.AttrDirection: gateway.DirectionSource})
 				}
 				d.addObservable(b, base, attrs, ind)
 			}
